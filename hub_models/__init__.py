@@ -1,0 +1,15 @@
+"""facesr-hub: the published face super-resolution architectures as Hub-ready PyTorch models.
+
+    import hub_models
+    model = hub_models.load("rafsr-x4")      # shipped checkpoint, saved folder or Hub repo id
+    sr = model.upscale(lr)                   # (N,3,h,w) in [0,1] -> (N,3,h*s,w*s)
+"""
+
+from .base import CheckpointMismatchError, SRModel
+from .registry import MODELS, create, get_class, list_checkpoints, load, register
+from .baselines import SRCNN, VDSR, Bicubic
+
+__all__ = [
+    "MODELS", "SRModel", "CheckpointMismatchError", "create", "get_class", "list_checkpoints", "load", "register",
+    "Bicubic", "SRCNN", "VDSR",
+]

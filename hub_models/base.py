@@ -1,0 +1,255 @@
+"""The base class every architecture derives from: a PyTorch module that is also a Hub repo.
+
+`SRModel` adds to `huggingface_hub.PyTorchModelHubMixin`:
+- one calling convention, `upscale(lr, scale=None)`, that takes the real low-resolution
+  image whatever the network's own input is (LR or bicubic pre-upsampled), pads inputs the
+  network cannot take and crops the result back;
+- `architecture` (the registry name) and the scale(s) written into `config.json`;
+- strict loading with a clear error naming the missing and unexpected keys;
+- a real model card (see `card.py`) with metrics only from evaluation results handed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from .card import MODEL_CARD_TEMPLATE, build_card, card_context
+
+REPO_URL = "https://github.com/facesr-hub/facesr-hub"
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's tensors do not match the architecture its config describes."""
+
+
+def check_image_batch(x: torch.Tensor, name: str = "lr") -> torch.Tensor:
+    """Validate an image batch (N,3,H,W) float in [0,1]; a single (3,H,W) gets a batch dim."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (N,3,H,W) (RGB), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor in [0,1], got {x.dtype} (divide uint8 images by 255)")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+class StrictHubMixin(PyTorchModelHubMixin):
+    """PyTorchModelHubMixin with strict loading by default and a clear mismatch error.
+
+    huggingface_hub loads with strict=False unless told otherwise, which would silently
+    leave a mismatched layer at its random init; here a mismatch raises
+    `CheckpointMismatchError` naming the keys, and a folder saved by another architecture
+    is refused before any weight is read.
+    """
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, strict: bool = True, **kwargs):
+        config_file = Path(model_id) / "config.json"
+        if config_file.is_file():
+            saved = json.loads(config_file.read_text()).get("architecture")
+            if saved and cls.architecture and saved != cls.architecture:
+                raise CheckpointMismatchError(
+                    f"{model_id} holds a {saved!r} model, not {cls.architecture!r}; "
+                    f"use hub_models.load({str(model_id)!r}) to get the right class"
+                )
+        return super()._from_pretrained(model_id=model_id, strict=strict, **kwargs)
+
+    @classmethod
+    def _load_as_safetensor(cls, model, model_file: str, map_location: str, strict: bool):
+        from safetensors.torch import load_file
+
+        if not Path(model_file).is_file():
+            raise FileNotFoundError(f"no model.safetensors at {model_file}")
+        state = load_file(model_file, device=str(map_location))
+        load_state_strict(model, state, source=model_file, strict=strict)
+        return model.eval()
+
+    @classmethod
+    def _load_as_pickle(cls, model, model_file: str, map_location: str, strict: bool):
+        state = torch.load(model_file, map_location=map_location, weights_only=True)
+        load_state_strict(model, state, source=model_file, strict=strict)
+        return model.eval()
+
+
+
+class SRModel(
+    nn.Module,
+    StrictHubMixin,
+    library_name="facesr-hub",
+    license="mit",
+    pipeline_tag="image-to-image",
+    tags=["super-resolution", "face-super-resolution", "image-to-image", "pytorch"],
+    repo_url=REPO_URL,
+    model_card_template=MODEL_CARD_TEMPLATE,
+):
+    """Base of all face SR models. Subclasses set the class attributes below and define
+    `__init__` (JSON-plain kwargs only: they are the whole config) and `forward`."""
+
+    #: registry name, written into config.json as "architecture"; set by @register
+    architecture: ClassVar[str] = ""
+    #: True when the network takes the LR image bicubic-upsampled to the HR size
+    pre_upsampled: ClassVar[bool] = False
+    #: the network input's height and width must be multiples of this (padding handles it)
+    input_multiple: ClassVar[int] = 1
+    #: bibliographic record of the paper: title, authors, venue, year, seed file, url
+    paper: ClassVar[dict[str, Any]] = {}
+    #: the paper's own figures, quoted (never ours): dicts with dataset, scale, psnr_y, ssim_y, note
+    paper_results: ClassVar[list[dict[str, Any]]] = []
+    #: open decisions, as (paper says, we do) pairs, rendered into the card
+    decisions: ClassVar[list[tuple[str, str]]] = []
+    #: a tiny config (few channels/blocks) for fast tests and smoke runs
+    test_config: ClassVar[dict[str, Any]] = {}
+    #: GAN generators name their discriminator class here (a `Discriminator` subclass)
+    discriminator_cls: ClassVar[type | None] = None
+
+    # -- scales -------------------------------------------------------------------------
+    @property
+    def supported_scales(self) -> list[int]:
+        if hasattr(self, "scales"):
+            return list(self.scales)
+        return [int(self.scale)]
+
+    @property
+    def default_scale(self) -> int:
+        return max(self.supported_scales) if not hasattr(self, "scale") else int(self.scale)
+
+    def _resolve_scale(self, scale: int | None) -> int:
+        if scale is None:
+            return self.default_scale
+        if int(scale) not in self.supported_scales:
+            raise ValueError(
+                f"{type(self).__name__} supports scale(s) {self.supported_scales}, got {scale}"
+            )
+        return int(scale)
+
+    # -- inference ----------------------------------------------------------------------
+    def prepare_input(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+        """The network's input for a real LR batch: the LR itself or its bicubic upsampling."""
+        if not self.pre_upsampled:
+            return lr
+        from .degradations import imresize
+
+        return imresize(lr, size=(lr.shape[-2] * scale, lr.shape[-1] * scale)).clamp(0, 1)
+
+    def network_forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
+        """Run the network on its own input; multi-scale models override to pass `scale`."""
+        return self(x)
+
+    def upscale(self, lr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
+        """Super-resolve a real low-resolution batch (N,3,h,w) in [0,1] to (N,3,h*s,w*s).
+
+        Inputs whose size the network cannot take are reflect-padded to the next multiple
+        of `input_multiple` (replicate where the image is too small to reflect) and the
+        output is cropped back; the output is clamped to [0,1].
+        """
+        lr = check_image_batch(lr)
+        scale = self._resolve_scale(scale)
+        h, w = lr.shape[-2:]
+        param = next(self.parameters(), None)
+        device = param.device if param is not None else lr.device
+        x = self.prepare_input(lr.to(device, torch.float32), scale)
+        m = self.input_multiple
+        pad_h, pad_w = (-x.shape[-2]) % m, (-x.shape[-1]) % m
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        with torch.no_grad(), self.inference_context(device):
+            y = self.network_forward(x, scale)
+        y = y[..., : h * scale, : w * scale]
+        return y.float().clamp(0, 1)
+
+    def inference_context(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """Numeric mode for `upscale` (fp32 unless a faster mode was measured harmless)."""
+        return contextlib.nullcontext()
+
+    # -- Hub integration ----------------------------------------------------------------
+    def config_dict(self) -> dict[str, Any]:
+        """config.json content: the __init__ kwargs plus the architecture name."""
+        config = dict(self._hub_mixin_config or {})
+        config["architecture"] = self.architecture
+        return config
+
+    def save_pretrained(self, save_directory, *, config=None, model_card_kwargs=None, **kwargs):
+        """Save config.json, model.safetensors and a model card README.md (always rewritten).
+
+        `model_card_kwargs` may hold `eval_results` (rows from the evaluation command) and
+        `training` (a dict describing the run); see `card.card_context`.
+        """
+        save_directory = Path(save_directory)
+        (save_directory / "README.md").unlink(missing_ok=True)
+        card_kwargs = card_context(self, **(model_card_kwargs or {}))
+        return super().save_pretrained(
+            save_directory, config=config or self.config_dict(), model_card_kwargs=card_kwargs, **kwargs
+        )
+
+    def push_to_hub(self, repo_id: str, *, config=None, model_card_kwargs=None, **kwargs):
+        card_kwargs = card_context(self, **(model_card_kwargs or {}))
+        return super().push_to_hub(
+            repo_id, config=config or self.config_dict(), model_card_kwargs=card_kwargs, **kwargs
+        )
+
+    def generate_model_card(self, *args, **kwargs):
+        """The model card; kwargs are `card_context`'s (eval_results, training, name)."""
+        if "metrics_table" not in kwargs:
+            kwargs = card_context(self, **kwargs)
+        return build_card(self, **kwargs)
+
+
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint", strict: bool = True) -> None:
+    """Load `state` into `model`; names missing/unexpected keys and shape mismatches.
+
+    Tensors stored in a lower precision (fp16 checkpoints) are cast to the model's dtype.
+    """
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if state[k].shape != own[k].shape
+    ]
+    if mismatched or (strict and (missing or unexpected)):
+        def show(keys: list[str]) -> str:
+            return ", ".join(keys[:10]) + (f" ... (+{len(keys) - 10} more)" if len(keys) > 10 else "") or "none"
+
+        raise CheckpointMismatchError(
+            f"{source} does not match {type(model).__name__}({json.dumps(getattr(model, '_hub_mixin_config', {}))}): "
+            f"missing keys: {show(missing)}; unexpected keys: {show(unexpected)}; "
+            f"shape mismatches: {show(mismatched)}. Is config.json the one these weights were saved with?"
+        )
+    cast = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items() if k in own}
+    model.load_state_dict(cast, strict=strict)
+
+
+class Discriminator(
+    nn.Module,
+    StrictHubMixin,
+    library_name="facesr-hub",
+    license="mit",
+    tags=["gan-discriminator", "face-super-resolution", "pytorch"],
+    repo_url=REPO_URL,
+):
+    """Base of GAN discriminators: Hub-saveable next to their generator, strict loading."""
+
+    architecture: ClassVar[str] = ""
+    test_config: ClassVar[dict[str, Any]] = {}
+
+    def config_dict(self) -> dict[str, Any]:
+        config = dict(self._hub_mixin_config or {})
+        config["architecture"] = self.architecture
+        return config
+
+    def save_pretrained(self, save_directory, *, config=None, **kwargs):
+        return super().save_pretrained(save_directory, config=config or self.config_dict(), **kwargs)

@@ -1,0 +1,104 @@
+"""The baselines the papers compare against: bicubic, SRCNN and VDSR, as the same kind of
+hub class as the face models, so every comparison table can be rebuilt side by side."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import SRModel
+from .blocks import conv
+from .registry import register
+
+
+@register("bicubic")
+class Bicubic(SRModel):
+    """Bicubic interpolation (MATLAB-style, a = -0.5): the reference every paper reports.
+
+    It has no weights; it is a class only so that it is selectable wherever a model is.
+    """
+
+    pre_upsampled = True
+    paper = {"title": "Cubic convolution interpolation for digital image processing", "authors": "R. Keys", "venue": "IEEE TASSP", "year": 1981}
+
+    def __init__(self, scale: int = 4):
+        super().__init__()
+        if scale < 1:
+            raise ValueError(f"scale must be >= 1, got {scale}")
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x  # the bicubic step already happened in `prepare_input`
+
+
+@register("srcnn")
+class SRCNN(SRModel):
+    """SRCNN (Dong et al., ECCV 2014 / TPAMI 2016), the 9-1-5 network: patch extraction
+    (9x9, 64), non-linear mapping (1x1, 32), reconstruction (5x5, 3) on the bicubic
+    pre-upsampled image.
+
+    Paper says / we do:
+    - paper: valid convolutions (output shrinks by 12 px); we: "same" padding so the
+      output keeps the input size, the usual practice of later re-implementations.
+    - paper: Y channel only; we: RGB in and out (the face papers compare on RGB models).
+    - paper: SGD with lr 1e-4 (1e-5 last layer); we: Adam 1e-4 (train/recipes.py).
+    """
+
+    pre_upsampled = True
+    paper = {"title": "Image Super-Resolution Using Deep Convolutional Networks", "authors": "C. Dong, C. C. Loy, K. He, X. Tang", "venue": "TPAMI", "year": 2016, "url": "https://arxiv.org/abs/1501.00092"}
+    decisions = [
+        ("valid convolutions, output shrinks by 12 pixels", "'same' padding, output keeps the input size"),
+        ("Y channel only", "RGB in and out, like the face models it is compared with"),
+        ("SGD, lr 1e-4 (1e-5 on the last layer)", "Adam 1e-4 (see train/recipes.py)"),
+    ]
+
+    def __init__(self, scale: int = 4, channels: list[int] = [64, 32], kernel_sizes: list[int] = [9, 1, 5]):
+        super().__init__()
+        if len(kernel_sizes) != len(channels) + 1:
+            raise ValueError("kernel_sizes needs one entry more than channels")
+        self.scale = scale
+        widths = [3, *channels, 3]
+        layers: list[nn.Module] = []
+        for i, k in enumerate(kernel_sizes):
+            layers.append(conv(widths[i], widths[i + 1], k))
+            if i < len(kernel_sizes) - 1:
+                layers.append(nn.ReLU(inplace=True))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@register("vdsr")
+class VDSR(SRModel):
+    """VDSR (Kim et al., CVPR 2016): 20 3x3 conv layers of width 64 with ReLU on the
+    bicubic pre-upsampled image, plus a global residual (the network learns HR - bicubic).
+
+    Paper says / we do:
+    - paper: one model for x2/x3/x4 trained on mixed scales; we: one checkpoint per scale
+      (`scale` in the config), since the face benchmarks are x4 and x8.
+    - paper: SGD lr 0.1 with gradient clipping; we: Adam 1e-4 (train/recipes.py).
+    - paper: Y channel; we: RGB.
+    """
+
+    pre_upsampled = True
+    paper = {"title": "Accurate Image Super-Resolution Using Very Deep Convolutional Networks", "authors": "J. Kim, J. K. Lee, K. M. Lee", "venue": "CVPR", "year": 2016, "url": "https://arxiv.org/abs/1511.04587"}
+    decisions = [
+        ("one model for x2/x3/x4, mixed-scale training", "one checkpoint per scale (`scale` in config)"),
+        ("SGD lr 0.1, adjustable gradient clipping", "Adam 1e-4 (see train/recipes.py)"),
+        ("Y channel only", "RGB in and out"),
+    ]
+
+    def __init__(self, scale: int = 4, num_layers: int = 20, channels: int = 64):
+        super().__init__()
+        if num_layers < 2:
+            raise ValueError("VDSR needs at least 2 layers")
+        self.scale = scale
+        layers: list[nn.Module] = [conv(3, channels), nn.ReLU(inplace=True)]
+        for _ in range(num_layers - 2):
+            layers += [conv(channels, channels), nn.ReLU(inplace=True)]
+        layers.append(conv(channels, 3))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)

@@ -1,0 +1,114 @@
+"""One place that maps a name to its class, and `load()` that finds a ready model.
+
+Architectures register themselves with `@register("name")`; the demo, training and
+benchmarks list `MODELS` instead of naming classes again. Shipped checkpoints are the
+folders under `checkpoints/<name>/` at the repository root (or `$FACESR_CHECKPOINTS`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from .base import SRModel
+
+MODELS: dict[str, type[SRModel]] = {}
+
+CHECKPOINT_DIR = Path(os.environ.get("FACESR_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
+
+
+def register(name: str):
+    """Class decorator: record `cls` under `name` and set `cls.architecture`."""
+
+    def wrap(cls: type[SRModel]) -> type[SRModel]:
+        if name in MODELS and MODELS[name] is not cls:
+            raise ValueError(f"architecture name {name!r} registered twice")
+        cls.architecture = name
+        MODELS[name] = cls
+        return cls
+
+    return wrap
+
+
+def get_class(name: str) -> type[SRModel]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown architecture {name!r}; registered: {', '.join(sorted(MODELS))}") from None
+
+
+def create(name: str, **kwargs) -> SRModel:
+    """A fresh (untrained) model of architecture `name` with config `kwargs`."""
+    return get_class(name)(**kwargs)
+
+
+def list_checkpoints(root: Path | str | None = None) -> list[str]:
+    """Names of shipped checkpoints: folders under checkpoints/ holding a config.json."""
+    root = Path(root or CHECKPOINT_DIR)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file())
+
+
+def _load_folder(folder: Path, map_location: str) -> SRModel:
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(
+            f"{folder} is not a model folder: it has no config.json "
+            f"(a model folder holds config.json, model.safetensors and README.md)"
+        )
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_file} is not valid JSON: {err}") from None
+    arch = config.get("architecture")
+    if arch not in MODELS:
+        raise ValueError(
+            f"{config_file} names architecture {arch!r}, which is not registered "
+            f"(known: {', '.join(sorted(MODELS))})"
+        )
+    if not (folder / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{folder} has a config.json but no model.safetensors")
+    return MODELS[arch].from_pretrained(folder, map_location=map_location)
+
+
+_BICUBIC_NAME = re.compile(r"^bicubic(?:-x(\d+))?$")
+
+
+def load(name_or_path: str | os.PathLike, map_location: str = "cpu") -> SRModel:
+    """A ready model in eval mode from a saved folder, a shipped checkpoint name
+    (`checkpoints/<name>/`), "bicubic"/"bicubic-x8", or a Hub repo id (online only)."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return _load_folder(path, map_location).eval()
+    if (CHECKPOINT_DIR / text).is_dir():
+        return _load_folder(CHECKPOINT_DIR / text, map_location).eval()
+    match = _BICUBIC_NAME.match(text)
+    if match:
+        return create("bicubic", scale=int(match.group(1) or 4)).eval()
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not path.exists():
+        return _load_hub(text, map_location)
+    raise FileNotFoundError(f"no model called {text!r}. {_what_exists()}")
+
+
+def _what_exists() -> str:
+    return (
+        f"Shipped checkpoints: {', '.join(list_checkpoints()) or 'none'}; also 'bicubic-xN', "
+        "a folder saved with save_pretrained, or a Hub repo id 'owner/name' when online."
+    )
+
+
+def _load_hub(repo_id: str, map_location: str) -> SRModel:
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(repo_id, allow_patterns=["config.json", "model.safetensors", "README.md"])
+    except Exception as err:  # offline, unknown repo, no access: say so plainly
+        raise FileNotFoundError(
+            f"{repo_id!r} is not a local folder nor a shipped checkpoint, and the Hub could not "
+            f"give it ({type(err).__name__}). {_what_exists()}"
+        ) from None
+    return _load_folder(Path(folder), map_location).eval()

@@ -1,0 +1,140 @@
+"""Behaviour every registered architecture must have, run on its tiny test config."""
+
+import json
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+
+import hub_models
+from hub_models import MODELS, CheckpointMismatchError
+
+ARCHS = sorted(MODELS)
+CASES = [(name, s) for name in ARCHS for s in MODELS[name](**MODELS[name].test_config).supported_scales]
+
+
+def tiny(name: str, **overrides):
+    torch.manual_seed(0)
+    return MODELS[name](**{**MODELS[name].test_config, **overrides})
+
+
+@pytest.mark.parametrize("name,scale", CASES)
+@pytest.mark.parametrize("size", [(8, 8), (7, 11)])
+def test_upscale_shape_and_range(name, scale, size):
+    model = tiny(name).eval()
+    lr = torch.rand(2, 3, *size)
+    sr = model.upscale(lr, scale=scale)
+    assert sr.shape == (2, 3, size[0] * scale, size[1] * scale)
+    assert sr.dtype == torch.float32 and sr.min() >= 0 and sr.max() <= 1
+    assert torch.isfinite(sr).all()
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_wrong_scale_and_bad_input_are_refused(name):
+    model = tiny(name).eval()
+    with pytest.raises(ValueError, match="supports scale"):
+        model.upscale(torch.rand(1, 3, 8, 8), scale=5)
+    with pytest.raises(ValueError, match="RGB"):
+        model.upscale(torch.rand(1, 4, 8, 8))
+    with pytest.raises(TypeError, match="float"):
+        model.upscale(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="NaN"):
+        model.upscale(torch.full((1, 3, 8, 8), float("nan")))
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_config_is_json_plain_and_names_architecture(name, tmp_path):
+    model = tiny(name)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["architecture"] == name
+    assert "scale" in config or "scales" in config
+    # every __init__ kwarg survives: huggingface_hub silently drops non-JSON values
+    init_params = set(type(model)._hub_mixin_init_parameters) - {"self"}
+    assert init_params <= set(config), f"kwargs missing from config.json: {init_params - set(config)}"
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_save_load_round_trip_is_bit_identical(name, tmp_path):
+    model = tiny(name).eval()
+    lr = torch.rand(1, 3, 8, 8)
+    expected = model.upscale(lr)
+    model.save_pretrained(tmp_path / "m")
+    for loaded in (hub_models.load(tmp_path / "m"), type(model).from_pretrained(tmp_path / "m")):
+        assert type(loaded) is type(model) and not loaded.training
+        assert torch.equal(loaded.upscale(lr), expected)
+
+
+@pytest.mark.parametrize("name", [n for n in ARCHS if n != "bicubic"])
+def test_mismatched_checkpoint_fails_loudly(name, tmp_path):
+    model = tiny(name)
+    model.save_pretrained(tmp_path)
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(tmp_path / "model.safetensors")
+    first = sorted(state)[0]
+    state["not_a_layer.weight"] = state.pop(first)
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointMismatchError, match="missing keys: .*" + first.replace(".", r"\.")):
+        hub_models.load(tmp_path)
+
+
+def test_folder_of_another_architecture_is_refused(tmp_path):
+    tiny("vdsr").save_pretrained(tmp_path)
+    with pytest.raises(CheckpointMismatchError, match="holds a 'vdsr' model"):
+        hub_models.SRCNN.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["no-such-model", "checkpoints/does-not-exist"])
+def test_unknown_name_lists_what_exists(bad):
+    with pytest.raises(FileNotFoundError, match="bicubic-xN"):
+        hub_models.load(bad)
+
+
+def test_folder_that_is_not_a_model(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        hub_models.load(tmp_path)
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_card_is_a_model_card_with_metadata(name, tmp_path):
+    model = tiny(name)
+    rows = [{"dataset": "CelebA-1000", "scale": model.default_scale, "protocol": "dic", "command": "python -m x",
+             "model": {"psnr_y": 27.5, "ssim_y": 0.8, "lpips": 0.2, "psnr_rgb": 26.0},
+             "bicubic": {"psnr_y": 24.0, "ssim_y": 0.7, "lpips": 0.4, "psnr_rgb": 23.0}}]
+    model.save_pretrained(tmp_path, model_card_kwargs={"eval_results": rows, "training": {"datasets": ["utkface"], "steps": 10}})
+    card = ModelCard.load(tmp_path / "README.md")
+    data = card.data.to_dict()
+    assert data["pipeline_tag"] == "image-to-image"
+    assert data["license"] == "mit"
+    assert name in data["tags"]
+    assert data["model-index"][0]["results"][0]["metrics"][0]["value"] == 27.5
+    assert "27.50" in card.text and "24.00" in card.text and "python -m x" in card.text
+    assert model.paper.get("title", "") in card.text
+
+
+@pytest.mark.parametrize("name", [n for n in ARCHS if n != "bicubic"])
+def test_one_step_lowers_loss_and_gradients_reach_every_parameter(name):
+    model = tiny(name).train()
+    scale = model.default_scale
+    torch.manual_seed(1)
+    hr = torch.rand(2, 3, 8 * scale, 8 * scale)
+    lr = torch.nn.functional.avg_pool2d(hr, scale)
+    x = model.prepare_input(lr, scale)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def loss_fn():
+        return torch.nn.functional.l1_loss(model.network_forward(x, scale), hr)
+
+    losses = []
+    for _ in range(3):  # the 2nd step also reaches parameters behind zero-initialised gates (SAGAN gamma)
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        losses.append(loss.item())
+        opt.step()
+    without_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not without_grad, f"no gradient reached: {without_grad}"
+    with torch.no_grad():
+        assert loss_fn().item() < losses[0]

@@ -8,8 +8,16 @@
 from .base import CheckpointMismatchError, SRModel
 from .registry import MODELS, create, get_class, list_checkpoints, load, register
 from .baselines import SRCNN, VDSR, Bicubic
+from .mffcn import MFFCN
+from .crlnet import CRLNet, CRLNetDiscriminator
+from .rafsr import RAFSR
+from .rdan import RDAN
 
 __all__ = [
     "MODELS", "SRModel", "CheckpointMismatchError", "create", "get_class", "list_checkpoints", "load", "register",
     "Bicubic", "SRCNN", "VDSR",
+    "MFFCN",
+    "CRLNet", "CRLNetDiscriminator",
+    "RAFSR",
+    "RDAN",
 ]

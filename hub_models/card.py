@@ -135,15 +135,19 @@ def model_index(model: "SRModel", eval_results: list[dict] | None) -> list[EvalR
     return results
 
 
+def _plain(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def training_section(training: dict | None) -> str:
     if not training:
         return "These weights are untrained or the training record was not handed to this card."
     lines = []
     for key, value in training.items():
         if isinstance(value, (list, tuple)):
-            value = "; ".join(str(v) for v in value)
+            value = "; ".join(_plain(v) for v in value)
         elif isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items())
+            value = ", ".join(f"{k}={_plain(v)}" for k, v in value.items())
         lines.append(f"- **{key.replace('_', ' ')}:** {value}")
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -84,6 +85,62 @@ class StrictHubMixin(PyTorchModelHubMixin):
 
 
 
+# -- inference modes ---------------------------------------------------------------------
+#: the tokens a mode is made of, joined by "+" in this order: e.g. "channels_last",
+#: "bf16+channels_last", "compile+channels_last"; "fp32" alone is plain float32 NCHW eager
+INFERENCE_MODE_TOKENS = ("fp32", "compile", "bf16", "fp16", "channels_last")
+#: per architecture and device type, the fastest mode the benchmark measured harmless
+#: (< 0.05 dB Y-PSNR against fp32); written by `python -m train.benchmark --write-modes`
+INFERENCE_MODES_FILE = Path(__file__).resolve().parent / "inference_modes.json"
+#: environment variable overriding the mode of every model ("fp32", "channels_last", ...)
+INFERENCE_MODE_ENV = "FACESR_INFERENCE_MODE"
+_MODES_CACHE: dict[str, Any] = {}
+
+
+def normalize_inference_mode(mode: str | None) -> str:
+    """Canonical spelling of a mode: tokens of `INFERENCE_MODE_TOKENS` joined by "+" in that
+    order, "fp32" alone meaning plain float32 NCHW eager. Raises ValueError on unknown tokens."""
+    if mode is None:
+        return "fp32"
+    tokens = {t.strip().lower().replace("-", "_") for t in str(mode).split("+") if t.strip()}
+    unknown = tokens - set(INFERENCE_MODE_TOKENS)
+    if unknown:
+        raise ValueError(f"unknown inference mode token(s) {sorted(unknown)} in {mode!r}; "
+                         f"a mode is '+'-joined tokens from {INFERENCE_MODE_TOKENS}")
+    if {"bf16", "fp16"} <= tokens or ("fp32" in tokens and tokens & {"bf16", "fp16"}):
+        raise ValueError(f"inference mode {mode!r} names more than one dtype")
+    tokens.discard("fp32")
+    return "+".join(t for t in INFERENCE_MODE_TOKENS if t in tokens) or "fp32"
+
+
+def read_inference_modes(path: Path | str | None = None) -> dict[str, dict[str, str]]:
+    """{architecture: {device_type: mode}} from the modes file ({} when it is absent)."""
+    path = Path(path or INFERENCE_MODES_FILE)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return {}
+    cached = _MODES_CACHE.get(str(path))
+    if cached and cached[0] == stamp:
+        return cached[1]
+    try:
+        modes = json.loads(path.read_text()).get("modes", {})
+    except (OSError, ValueError, AttributeError):
+        modes = {}
+    modes = {arch: dict(per_device) for arch, per_device in modes.items() if isinstance(per_device, dict)}
+    _MODES_CACHE[str(path)] = (stamp, modes)
+    return modes
+
+
+def measured_inference_mode(architecture: str, device_type: str) -> str:
+    """The modes file's choice for this architecture on this device type, else "fp32"."""
+    mode = read_inference_modes().get(architecture, {}).get(device_type, "fp32")
+    try:
+        return normalize_inference_mode(mode)
+    except ValueError:
+        return "fp32"
+
+
 class SRModel(
     nn.Module,
     StrictHubMixin,
@@ -147,32 +204,73 @@ class SRModel(
         """Run the network on its own input; multi-scale models override to pass `scale`."""
         return self(x)
 
+    #: numeric mode of `upscale`: None = automatic ($FACESR_INFERENCE_MODE, else the mode
+    #: measured for this architecture in inference_modes.json, else "fp32"); set it on an
+    #: instance to override, e.g. ``model.inference_mode = "fp32"`` (see `INFERENCE_MODE_TOKENS`)
+    inference_mode: str | None = None
+
+    def resolved_inference_mode(self, device: torch.device | str = "cpu") -> str:
+        """The mode `upscale` uses on `device`: the instance's `inference_mode` if set, else
+        $FACESR_INFERENCE_MODE if set, else the benchmark's measured choice for this
+        architecture and device type (hub_models/inference_modes.json), else "fp32"."""
+        chosen = self.inference_mode
+        if chosen in (None, "auto"):
+            chosen = os.environ.get(INFERENCE_MODE_ENV) or None
+        if chosen in (None, "auto"):
+            chosen = measured_inference_mode(self.architecture, torch.device(device).type)
+        return normalize_inference_mode(chosen)
+
     def upscale(self, lr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
         """Super-resolve a real low-resolution batch (N,3,h,w) in [0,1] to (N,3,h*s,w*s).
 
         Inputs whose size the network cannot take are reflect-padded to the next multiple
         of `input_multiple` (replicate where the image is too small to reflect) and the
-        output is cropped back; the output is clamped to [0,1].
+        output is cropped back; the output is clamped to [0,1], float32, NCHW-contiguous.
+        The network runs in `resolved_inference_mode()` (fp32 unless a faster mode was
+        measured harmless for this architecture: see `inference_context`).
         """
         lr = check_image_batch(lr)
         scale = self._resolve_scale(scale)
         h, w = lr.shape[-2:]
         param = next(self.parameters(), None)
         device = param.device if param is not None else lr.device
-        x = self.prepare_input(lr.to(device, torch.float32), scale)
+        mode = self.resolved_inference_mode(device)
+        with torch.profiler.record_function("facesr::prepare_input"):  # named for the benchmark's profile
+            x = self.prepare_input(lr.to(device, torch.float32), scale)
         m = self.input_multiple
         pad_h, pad_w = (-x.shape[-2]) % m, (-x.shape[-1]) % m
         if pad_h or pad_w:
-            mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        with torch.no_grad(), self.inference_context(device):
-            y = self.network_forward(x, scale)
+            pad_mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=pad_mode)
+        if "channels_last" in mode:
+            # only the input: convolutions propagate the layout; the weights are left as they
+            # are (no side effect on training or saving; measured as fast as converting them)
+            x = x.contiguous(memory_format=torch.channels_last)
+        forward = self._compiled_forward() if "compile" in mode else self.network_forward
+        with torch.no_grad(), self.inference_context(device, mode):
+            y = forward(x, scale)
         y = y[..., : h * scale, : w * scale]
-        return y.float().clamp(0, 1)
+        return y.float().clamp(0, 1).contiguous()
 
-    def inference_context(self, device: torch.device) -> contextlib.AbstractContextManager:
-        """Numeric mode for `upscale` (fp32 unless a faster mode was measured harmless)."""
+    def inference_context(self, device: torch.device, mode: str | None = None) -> contextlib.AbstractContextManager:
+        """Numeric context of `upscale` for `mode` (default: `resolved_inference_mode`):
+        autocast to bfloat16/float16 when the mode names one, else nothing (fp32)."""
+        device = torch.device(device)
+        mode = normalize_inference_mode(mode) if mode is not None else self.resolved_inference_mode(device)
+        for token, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+            if token in mode.split("+"):
+                return torch.autocast(device_type=device.type, dtype=dtype)
         return contextlib.nullcontext()
+
+    def _compiled_forward(self):
+        """`network_forward` through torch.compile, built once per instance (first call and
+        each new input size pay the compilation). Kept out of the module tree (not a
+        submodule, not in the state dict)."""
+        compiled = self.__dict__.get("_compiled_network_forward")
+        if compiled is None:
+            compiled = torch.compile(self.network_forward)
+            self.__dict__["_compiled_network_forward"] = compiled
+        return compiled
 
     # -- Hub integration ----------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:

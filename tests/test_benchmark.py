@@ -1,0 +1,178 @@
+"""The benchmark command and the inference modes `upscale` uses by default."""
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import hub_models
+from hub_models import MODELS
+from hub_models.base import (INFERENCE_MODE_ENV, INFERENCE_MODES_FILE, normalize_inference_mode,
+                             read_inference_modes)
+from train import benchmark
+
+ARCHS = sorted(MODELS)
+
+
+def tiny(name: str):
+    torch.manual_seed(0)
+    return MODELS[name](**MODELS[name].test_config).eval()
+
+
+def _eager_modes_for(name: str) -> list[str]:
+    """channels_last (the usual CPU choice) and whatever the shipped modes file picks."""
+    modes = {"channels_last"}
+    shipped = read_inference_modes().get(name, {}).get("cpu")
+    if shipped and "compile" not in shipped:
+        modes.add(normalize_inference_mode(shipped))
+    return sorted(modes - {"fp32"})
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_fast_modes_match_fp32(name):
+    model = tiny(name)
+    lr = torch.rand(2, 3, 7, 11)
+    model.inference_mode = "fp32"
+    ref = model.upscale(lr)
+    for mode in _eager_modes_for(name):
+        model.inference_mode = mode
+        out = model.upscale(lr)
+        assert out.shape == ref.shape and out.dtype == torch.float32 and out.is_contiguous()
+        assert (out - ref).abs().max().item() < 1e-4, mode
+    small = lr[:1, :, :4, :5]  # bf16 runs (slowly on CPUs without bf16 units) and stays close
+    model.inference_mode = "fp32"
+    ref = model.upscale(small)
+    model.inference_mode = "bf16"
+    assert (model.upscale(small) - ref).abs().max().item() < 0.1
+
+
+def test_mode_resolution_order(monkeypatch, tmp_path):
+    model = tiny("srcnn")
+    modes_file = tmp_path / "modes.json"
+    modes_file.write_text(json.dumps({"modes": {"srcnn": {"cpu": "channels_last"}}}))
+    monkeypatch.setattr(hub_models.base, "INFERENCE_MODES_FILE", modes_file)
+    monkeypatch.delenv(INFERENCE_MODE_ENV, raising=False)
+    assert model.resolved_inference_mode("cpu") == "channels_last"  # the measured choice
+    assert model.resolved_inference_mode("cuda") == "fp32"  # nothing measured there
+    monkeypatch.setenv(INFERENCE_MODE_ENV, "fp32")
+    assert model.resolved_inference_mode("cpu") == "fp32"  # environment beats the file
+    model.inference_mode = "bf16+channels_last"
+    assert model.resolved_inference_mode("cpu") == "bf16+channels_last"  # the instance beats both
+    model.inference_mode = None
+    monkeypatch.setenv(INFERENCE_MODE_ENV, "auto")
+    assert model.resolved_inference_mode("cpu") == "channels_last"
+
+
+def test_mode_names():
+    assert normalize_inference_mode("channels_last+bf16") == "bf16+channels_last"
+    assert normalize_inference_mode("channels-last+compile") == "compile+channels_last"
+    assert normalize_inference_mode(None) == normalize_inference_mode("fp32") == "fp32"
+    for bad in ("int8", "bf16+fp16", "fp32+bf16"):
+        with pytest.raises(ValueError):
+            normalize_inference_mode(bad)
+    model = tiny("srcnn")
+    model.inference_mode = "turbo"
+    with pytest.raises(ValueError, match="unknown inference mode"):
+        model.upscale(torch.rand(1, 3, 8, 8))
+
+
+def test_modes_leave_the_model_alone(tmp_path):
+    """A fast mode changes nothing that is saved: weights keep their layout, config has no mode."""
+    model = tiny("rafsr")
+    model.inference_mode = "channels_last"
+    model.upscale(torch.rand(1, 3, 8, 8))
+    assert all(p.is_contiguous() for p in model.parameters())
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert "inference_mode" not in config
+    assert hub_models.load(tmp_path / "m").inference_mode is None
+
+
+def test_shipped_modes_file_is_valid():
+    assert INFERENCE_MODES_FILE.is_file(), "hub_models/inference_modes.json is missing (python -m train.benchmark --write-modes)"
+    data = json.loads(INFERENCE_MODES_FILE.read_text())
+    assert set(data) >= {"about", "modes", "evidence"}
+    for arch, per_device in data["modes"].items():
+        assert arch in MODELS, f"{arch} is not a registered architecture"
+        for device_type, mode in per_device.items():
+            assert device_type in ("cpu", "cuda", "mps")
+            assert normalize_inference_mode(mode) == mode
+            assert "compile" not in mode, "compile modes are opt-in (first call compiles for 10-20 s)"
+            evidence = data["evidence"][arch][device_type]
+            assert evidence["mode_ms"] <= evidence["fp32_ms"] or mode == "fp32"
+            if mode != "fp32":
+                assert abs(evidence["dpsnr_y"]) < benchmark.MAX_DPSNR
+    assert read_inference_modes() == data["modes"]
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+def test_quick_benchmark_writes_the_tables(tmp_path, monkeypatch):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        image = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (32, 32), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(faces / f"{i}.png"), image)
+    cv2.imwrite(str(faces / "grey.png"), rng.integers(0, 256, (32, 32), dtype=np.uint8))  # single channel
+    ckpt_dir = tmp_path / "checkpoints"
+    tiny("rafsr").save_pretrained(ckpt_dir / "rafsr-tiny")
+    monkeypatch.setattr(hub_models.registry, "CHECKPOINT_DIR", ckpt_dir)
+    shipped = INFERENCE_MODES_FILE.read_bytes() if INFERENCE_MODES_FILE.is_file() else None
+    out = tmp_path / "out"
+    threads = torch.get_num_threads()
+    try:
+        assert benchmark.main(["--quick", "--threads", "1", "--models", "srcnn", "rafsr", "--data", f"faces={faces}",
+                               "--out", str(out), "--write-modes", "--modes-file", str(tmp_path / "modes.json")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    for name, columns in [("speed.csv", benchmark.SPEED_COLUMNS), ("modes.csv", benchmark.MODE_COLUMNS),
+                          ("bounds.csv", benchmark.BOUND_COLUMNS), ("scaling.csv", benchmark.SCALING_COLUMNS),
+                          ("quality.csv", benchmark.QUALITY_COLUMNS), ("papers.csv", benchmark.PAPER_COLUMNS)]:
+        header, rows = _read_csv(out / name)
+        assert header == columns, name
+        assert rows, name
+    _, speed = _read_csv(out / "speed.csv")
+    assert [r["model"] for r in speed] == ["bicubic", "srcnn", "rafsr"]
+    assert all(float(r["default_ms"]) > 0 and float(r["gflops"]) >= 0 for r in speed)
+    _, quality = _read_csv(out / "quality.csv")
+    assert {(r["model"], r["scale"]) for r in quality} == {("bicubic-x4", "4"), ("bicubic-x8", "8"), ("rafsr-tiny", "4")}
+    assert all(r["images"] == "4" and "1 greyscale" in r["note"] for r in quality)
+    _, papers = _read_csv(out / "papers.csv")
+    assert {r["architecture"] for r in papers} == {"rafsr"}  # srcnn quotes no figures
+    assert any(r["ours_model"] == "rafsr-tiny" for r in papers)
+    for md in ("benchmark.md", "speed.md", "quality.md"):
+        text = (out / md).read_text()
+        assert "| model |" in text
+    assert "QUICK RUN" in (out / "benchmark.md").read_text()
+    written = json.loads((tmp_path / "modes.json").read_text())
+    assert set(written["modes"]) == {"bicubic", "srcnn", "rafsr"}
+    assert (INFERENCE_MODES_FILE.read_bytes() if INFERENCE_MODES_FILE.is_file() else None) == shipped
+
+
+def test_quick_run_may_not_overwrite_the_shipped_modes(tmp_path):
+    with pytest.raises(SystemExit):
+        benchmark.main(["--quick", "--write-modes", "--out", str(tmp_path)])
+
+
+def test_card_results_are_reused_only_for_the_same_data(tmp_path):
+    data = tmp_path / "HR"
+    data.mkdir()
+    ds = benchmark.Dataset("CelebA-1000", data, [4], images=[torch.rand(3, 8, 8)] * 2)
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    row = {"dataset": "CelebA-1000", "scale": 4, "protocol": "dic", "num_images": 2,
+           "command": f"python -m train.evaluate ckpt --data {data} --scale 4", "model": {"psnr_y": 30.0}}
+    (folder / "eval_results.json").write_text(json.dumps([row]))
+    assert benchmark._card_row(folder, ds, 4, "dic")["model"]["psnr_y"] == 30.0
+    assert benchmark._card_row(folder, ds, 8, "dic") is None
+    assert benchmark._card_row(folder, ds, 4, "sparnet") is None
+    other = benchmark.Dataset("other", tmp_path, [4], images=ds.images)
+    assert benchmark._card_row(folder, other, 4, "dic") is None

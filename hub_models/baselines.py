@@ -51,6 +51,7 @@ class SRCNN(SRModel):
         ("Y channel only", "RGB in and out, like the face models it is compared with"),
         ("SGD, lr 1e-4 (1e-5 on the last layer)", "Adam 1e-4 (see train/recipes.py)"),
     ]
+    test_config = {"channels": [8, 4]}
 
     def __init__(self, scale: int = 4, channels: list[int] = [64, 32], kernel_sizes: list[int] = [9, 1, 5]):
         super().__init__()
@@ -88,6 +89,7 @@ class VDSR(SRModel):
         ("SGD lr 0.1, adjustable gradient clipping", "Adam 1e-4 (see train/recipes.py)"),
         ("Y channel only", "RGB in and out"),
     ]
+    test_config = {"num_layers": 4, "channels": 8}
 
     def __init__(self, scale: int = 4, num_layers: int = 20, channels: int = 64):
         super().__init__()

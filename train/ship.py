@@ -49,7 +49,8 @@ def main(argv=None) -> int:
     p.add_argument("--utk", help="UTKFace folder with val.txt (validation figures)")
     p.add_argument("--scale", type=int, nargs="+", help="scales to evaluate (default: the model's)")
     p.add_argument("--fp16-check", type=int, default=200, help="CelebA faces used for the fp16 check")
-    p.add_argument("--skip-eval", action="store_true")
+    p.add_argument("--skip-eval", action="store_true", help="keep the folder's eval_results.json (same weights re-shipped)")
+    p.add_argument("--status", help="a line for the card on the state of these weights (e.g. undertrained, why)")
     args = p.parse_args(argv)
 
     run = Path(args.run_folder)
@@ -62,6 +63,8 @@ def main(argv=None) -> int:
     half = evaluate_model(fp16_rounded(model), hr, scales[-1], with_bicubic=False)["model"]["psnr_y"]
     delta = half - base
     use_fp16 = abs(delta) < FP16_TOLERANCE_DB
+    if args.status:
+        training = {"status": args.status, **training}
     training["storage"] = (
         f"{'fp16' if use_fp16 else 'fp32'} weights: fp16 rounding changed Y-PSNR by {delta:+.4f} dB "
         f"on {len(hr)} CelebA faces at x{scales[-1]} (fp16 is used when |change| < {FP16_TOLERANCE_DB} dB)"
@@ -70,8 +73,8 @@ def main(argv=None) -> int:
 
     target = CHECKPOINT_DIR / args.name
     target.mkdir(parents=True, exist_ok=True)
-    for stale in ("eval_results.json",):
-        (target / stale).unlink(missing_ok=True)
+    if not args.skip_eval:  # new weights: old results no longer describe them
+        (target / "eval_results.json").unlink(missing_ok=True)
     to_save = copy.deepcopy(model).half() if use_fp16 else model
     to_save.save_pretrained(target, model_card_kwargs={"training": training, "name": args.name})
     (target / "training.json").write_text(json.dumps(training, indent=2, default=str))

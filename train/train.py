@@ -1,35 +1,49 @@
 """Train any registered model with its paper's recipe, on one CPU, one GPU or many GPUs.
 
-    accelerate launch train/train.py --model rafsr --data ../shared/data/utkface \\
-        --train-list train.txt --val-list val.txt --steps 20000 --output runs/rafsr-x4
+    python train/train.py --model rafsr --data ../shared/data/utkface \\
+        --train-list train.txt --val-list val.txt --steps 20000 --output runs/rafsr-x4 --resume
+    accelerate launch --multi_gpu --num_processes 4 train/train.py --model agrnet_hr ...
 
 The output folder holds `state/` (accelerate's full training state, for --resume),
 `best/` and `last/` (save_pretrained folders that hub_models.load reads, with a card),
 `logs/` (TensorBoard) and `train_log.jsonl`.
+
+Resuming: `--resume` continues from `state/` (weights, optimisers, RNG, step, EMA); the data
+order, augmentation and degradations depend only on (seed, step), so a run stopped and
+resumed reaches the same weights as an uninterrupted one. The state is written to
+`state.tmp/` and swapped in by renaming, so a kill during a save leaves the previous state.
+SIGTERM/SIGINT or --max-time stop after the current step with the state saved; a non-finite
+loss stops the run before the update that would spoil the weights (exit code 3).
+Several processes (`accelerate launch`) take their own slice of every global batch and
+decide to stop together.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
 import platform
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `accelerate launch train/train.py` from the repo root
 
 import hub_models  # noqa: E402
 from hub_models.degradations import imresize  # noqa: E402
 from train.data import FaceCrops, StepSampler, drop_blurriest, hr_to_float, list_images  # noqa: E402
-from train.losses import Criterion  # noqa: E402
+from train.losses import FEATURE_TERMS, Criterion  # noqa: E402
 from train.recipes import RECIPES, get_recipe  # noqa: E402
+
+EXIT_NONFINITE = 3
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,6 +59,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--scale", type=int, nargs="+", help="training scale(s) (default: the recipe's)")
     p.add_argument("--hr-size", type=int, help="HR crop size (default: the recipe's)")
     p.add_argument("--model-kwargs", default="{}", help="JSON dict of model config overrides")
+    p.add_argument("--loss-weights", default="{}",
+                   help='JSON dict overriding the recipe\'s loss weights; 0 drops a term (ablations, smoke runs), '
+                        'e.g. \'{"perceptual_mse": 0}\'; recorded in the card')
+    p.add_argument("--tiny", action="store_true",
+                   help="the class's tiny test_config (and its discriminator's): smoke runs and tests")
     p.add_argument("--init-from", help="warm start: a saved model folder or checkpoint name")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/state if it exists")
     p.add_argument("--seed", type=int, default=0)
@@ -54,36 +73,47 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--val-count", type=int, default=64, help="validation images (first N of --val-list)")
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--workers", type=int, default=1, help="data loader worker processes")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch (default: torch's). On a shared machine, jobs x threads <= cores: "
+                        "two OpenMP threads that wait on each other for a busy core are slower than one")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None,
-                   help="default: accelerate's launch flag, else bf16 where the hardware has it, else fp32")
+                   help="default: accelerate's launch flag, else bf16 where the hardware computes it natively, else fp32")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the generator weights (e.g. 0.999) and export it")
     p.add_argument("--max-time", type=float, default=0, help="stop cleanly (state saved) after this many minutes")
     p.add_argument("--push-to-hub", metavar="REPO_ID", help="push the final model (needs a token and network)")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
 
+# ----------------------------------------------------------------------------------------
+# degradations, precision
+# ----------------------------------------------------------------------------------------
 def degrade(hr: torch.Tensor, scales: list[int], kind: str, seed: int, pre_upsampled: bool):
-    """LR input for the network and the scale per sample.
+    """LR input for the network and the scale (None when the batch mixes scales).
 
     Multi-scale recipes draw a scale per sample (pre-upsampled models only: every sample
     comes back at the HR size); single-scale models use scales[0]. LR images are
-    quantised to 8 bits, as a saved LR image would be.
+    quantised to 8 bits, as a saved LR image would be. "real_world" (AGRNet-HR, seed 003
+    eq. 28): blur, downscale, noise, JPEG with per-image parameters drawn from the paper's
+    ranges (kernel sizes rescaled to the HR size); pre-upsampled models get the JPEG LR
+    bicubic-upsampled back to the HR size (the paper's I_LR-UP, random factor 4-16),
+    others a fixed factor scales[0].
     """
     gen = torch.Generator().manual_seed(seed)
     n = hr.shape[0]
-    if len(scales) > 1 and not pre_upsampled:
-        raise ValueError("several training scales need a pre-upsampled model")
-    picks = [scales[int(i)] for i in torch.randint(len(scales), (n,), generator=gen)] if len(scales) > 1 else [scales[0]] * n
     if kind == "real_world":
         from hub_models.degradations import RealWorldParams, real_world_degrade
 
-        params = [RealWorldParams.sample(seed * 1009 + i, hr_size=hr.shape[-1]) for i in range(n)]
-        lr = real_world_degrade(hr, params)
-        lr = (lr * 255).round().clamp(0, 255) / 255
-        if pre_upsampled and lr.shape[-1] != hr.shape[-1]:
-            lr = imresize(lr, size=hr.shape[-2:]).clamp(0, 1)
-        return lr, picks[0]
+        size = int(hr.shape[-1])
+        fixed = {"upsample_to": tuple(int(v) for v in hr.shape[-2:])} if pre_upsampled else {"downscale": 1 / scales[0]}
+        params = [RealWorldParams.sample(seed * 1009 + i, hr_size=size, **fixed) for i in range(n)]
+        lr = real_world_degrade(hr.float(), params)  # JPEG output: already 8-bit values
+        return lr, scales[0]
+    if len(scales) > 1 and not pre_upsampled:
+        raise ValueError("several training scales need a pre-upsampled model")
+    picks = [scales[int(i)] for i in torch.randint(len(scales), (n,), generator=gen)] if len(scales) > 1 else [scales[0]] * n
     outs = []
     for s in sorted(set(picks)):
         idx = [i for i, p in enumerate(picks) if p == s]
@@ -100,15 +130,220 @@ def degrade(hr: torch.Tensor, scales: list[int], kind: str, seed: int, pre_upsam
 
 def default_precision() -> str:
     """bf16 where the hardware computes it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX),
-    else fp32: on an AVX2-only CPU bf16 is emulated and measured ~10x slower than fp32
-    (see the README's training-speed table)."""
+    else fp32 ("no"); fp16 on CUDA without bf16. On an AVX2-only CPU bf16 is emulated: the
+    training benchmark (train/bench_train.py) measured it 5-40x slower than fp32."""
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "no"
 
 
+def precision_name(mixed: str) -> str:
+    return "fp32" if mixed == "no" else mixed
+
+
+# ----------------------------------------------------------------------------------------
+# model, optimisers, one step
+# ----------------------------------------------------------------------------------------
+class MultiScaleOutputs(nn.Module):
+    """Training view of a generator that emits several images (AGRNet-HR's
+    `forward_multiscale`): its forward returns the list, so DDP sees the whole graph."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.net.forward_multiscale(x)
+
+
+class Trainer:
+    """The generator (and discriminator), their optimisers, the criterion, and one step.
+
+    GAN step order (SRGAN / pix2pixHD / SPARNet-HD): the generator's loss against the
+    current discriminator (its parameters frozen, called unwrapped: no D gradient, no DDP
+    hook), the discriminator's loss on the detached fakes (through DDP), one check that both
+    are finite, then the generator update, then the discriminator update. Under fp16,
+    accelerate's single GradScaler scales each backward with the current scale and
+    `optimizer.step()` unscales, steps (or skips on overflow) and updates the scale right
+    after, so the two optimisers never see a scale their gradients were not made with.
+    """
+
+    def __init__(self, recipe, accelerator, *, model_kwargs: dict | None = None, disc_kwargs: dict | None = None,
+                 init_from: str | None = None, channels_last: bool = True, ema_decay: float = 0.0, seed: int = 0):
+        self.recipe, self.accelerator, self.seed = recipe, accelerator, seed
+        self.ema_decay = ema_decay
+        cls = hub_models.get_class(recipe.model)
+        if init_from:
+            net = hub_models.load(init_from)
+            if net.architecture != recipe.model:
+                raise SystemExit(f"--init-from {init_from} is a {net.architecture}, not a {recipe.model}")
+            accelerator.print(f"warm start from {init_from}")
+        else:
+            kwargs = dict(model_kwargs if model_kwargs is not None else recipe.model_kwargs)
+            init_params = cls._hub_mixin_init_parameters
+            if "scales" in init_params and "scales" not in kwargs:
+                kwargs["scales"] = recipe.scales
+            elif "scale" in init_params and "scale" not in kwargs:
+                kwargs["scale"] = recipe.scales[0]
+            net = cls(**kwargs)
+        bad_scales = set(recipe.scales) - set(net.supported_scales)
+        if bad_scales:
+            raise SystemExit(f"{recipe.model} with this config supports {net.supported_scales}, not {sorted(bad_scales)}")
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        net = net.train().to(memory_format=self.memory_format)
+        self.ema = copy.deepcopy(net).eval().requires_grad_(False).to(accelerator.device) if ema_decay else None
+        self.multiscale = hasattr(net, "forward_multiscale")
+        module = MultiScaleOutputs(net) if self.multiscale else net
+        opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, betas=recipe.betas, eps=recipe.eps)
+        self.disc = self.disc_net = self.d_opt = None
+        if recipe.gan:
+            if cls.discriminator_cls is None:
+                raise SystemExit(f"recipe for {recipe.model} is adversarial but the class names no discriminator")
+            dkw = dict(recipe.gan.discriminator_kwargs if disc_kwargs is None else disc_kwargs)
+            self.disc_kwargs = dkw
+            disc = cls.discriminator_cls(**dkw).train().to(memory_format=self.memory_format)
+            d_opt = torch.optim.Adam(disc.parameters(), lr=recipe.gan.lr, betas=recipe.gan.betas)
+            self.model, self.opt, self.disc, self.d_opt = accelerator.prepare(module, opt, disc, d_opt)
+            self.disc_net = accelerator.unwrap_model(self.disc)
+        else:
+            self.model, self.opt = accelerator.prepare(module, opt)
+        unwrapped = accelerator.unwrap_model(self.model)
+        self.net = unwrapped.net if self.multiscale else unwrapped
+        self.features = None
+        if set(recipe.losses) & FEATURE_TERMS:
+            from train.perceptual import feature_network
+
+            with accelerator.main_process_first():  # the first use converts the weights into the cache
+                self.features = feature_network(accelerator.device, recipe.perceptual_layers or ["conv5_3"])
+        self.criterion = Criterion(recipe.losses, self.features)
+
+    def lr_at(self, step: int) -> float:
+        """The recipe's schedule as a function of the step (halving every N steps, or constant).
+        Computed here rather than by a prepared scheduler: accelerate steps a prepared
+        scheduler once per process per step, which would halve N-process runs N times too early."""
+        halve = self.recipe.lr_halve_every
+        return self.recipe.lr * (0.5 ** (step // halve) if halve else 1.0)
+
+    def losses(self, hr: torch.Tensor, degrade_seed: int):
+        """Forward passes and losses: (generator loss, its parts, discriminator loss or None)."""
+        recipe, acc = self.recipe, self.accelerator
+        lr_in, _ = degrade(hr, recipe.scales, recipe.degradation, seed=degrade_seed, pre_upsampled=self.net.pre_upsampled)
+        lr_in = lr_in.contiguous(memory_format=self.memory_format)
+        out = self.model(lr_in)
+        fakes = list(out) if self.multiscale else [out]
+        gan_terms, d_loss = {}, None
+        if self.disc is not None:
+            from train.gan import discriminator_loss, generator_gan_terms, real_pyramid
+
+            kind = recipe.gan.adversarial
+            reals = real_pyramid(self.disc_net, hr, fakes)
+            self.disc_net.requires_grad_(False)
+            with acc.autocast():
+                gan_terms = generator_gan_terms(self.disc_net, fakes, reals, kind, self.multiscale)
+            self.disc_net.requires_grad_(True)
+            with acc.autocast():
+                d_loss = discriminator_loss(self.disc, fakes, reals, kind, self.multiscale)
+        with acc.autocast():
+            loss, parts = self.criterion(fakes[-1], hr, gan_terms)
+        return loss, parts, d_loss
+
+    def update(self, loss: torch.Tensor, d_loss: torch.Tensor | None, step: int) -> None:
+        """Generator update (at the schedule's lr for `step`), then the discriminator's, then EMA."""
+        acc = self.accelerator
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_at(step)
+        acc.backward(loss)
+        if self.recipe.grad_clip:
+            acc.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        if d_loss is not None:
+            acc.backward(d_loss)
+            self.d_opt.step()
+            self.d_opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema_update(step)
+
+    @torch.no_grad()
+    def ema_update(self, step: int) -> None:
+        """ema <- d ema + (1 - d) weights, d = min(decay, (1 + t) / (10 + t)) (warm-up, so the
+        average is not dominated by the random initialisation); buffers are copied."""
+        d = min(self.ema_decay, (1 + step) / (10 + step))
+        for e, p in zip(self.ema.parameters(), self.net.parameters()):
+            e.lerp_(p.detach(), 1 - d)
+        for e, b in zip(self.ema.buffers(), self.net.buffers()):
+            e.copy_(b)
+
+    @property
+    def export_net(self):
+        """The weights to validate and export: the EMA when kept, else the trained ones."""
+        return self.ema if self.ema is not None else self.net
+
+    def params_finite(self) -> bool:
+        nets = [self.net] + ([self.disc_net] if self.disc_net is not None else [])
+        flags = [torch.isfinite(p).all() for n in nets for p in n.parameters()]
+        return bool(torch.stack(flags).all()) if flags else True
+
+
+# ----------------------------------------------------------------------------------------
+# state on disk
+# ----------------------------------------------------------------------------------------
+def find_state(output: Path) -> Path | None:
+    """The newest complete state: `state/`, else a `state.tmp/` or `state.old/` left by a kill
+    during the swap (train_state.json is written last, so its presence marks completeness)."""
+    for name in ("state", "state.tmp", "state.old"):
+        folder = output / name
+        if (folder / "train_state.json").is_file():
+            return folder
+    return None
+
+
+def save_training_state(accelerator, trainer: Trainer, output: Path, history: dict, step: int) -> None:
+    """accelerate's save_state into state.tmp/ (+ EMA, + train_state.json last), then swap."""
+    state_dir, tmp, old = output / "state", output / "state.tmp", output / "state.old"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every process's RNG file is in
+    if accelerator.is_main_process:
+        if trainer.ema is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().contiguous().cpu() for k, v in trainer.ema.state_dict().items()}, tmp / "ema.safetensors")
+        history["step"] = step
+        (tmp / "train_state.json").write_text(json.dumps(history))
+        if old.exists():
+            shutil.rmtree(old)
+        if state_dir.exists():
+            state_dir.rename(old)
+        tmp.rename(state_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def load_training_state(accelerator, trainer: Trainer, folder: Path) -> dict:
+    accelerator.load_state(str(folder))
+    history = json.loads((folder / "train_state.json").read_text())
+    if trainer.ema is not None:
+        ema_file = folder / "ema.safetensors"
+        if ema_file.is_file():
+            from safetensors.torch import load_file
+
+            trainer.ema.load_state_dict(load_file(ema_file, device=str(accelerator.device)))
+        else:
+            trainer.ema.load_state_dict(trainer.net.state_dict())
+            accelerator.print(f"--ema: no EMA in {folder}; the average starts from the resumed weights")
+    return history
+
+
+# ----------------------------------------------------------------------------------------
+# main
+# ----------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -117,97 +352,87 @@ def main(argv=None) -> int:
     recipe.lr = args.lr or recipe.lr
     recipe.scales = args.scale or recipe.scales
     recipe.hr_size = args.hr_size or recipe.hr_size
+    cls = hub_models.get_class(recipe.model)
+    if args.tiny:
+        recipe.model_kwargs = dict(cls.test_config)
+        if recipe.gan and cls.discriminator_cls is not None:
+            recipe.gan.discriminator_kwargs = dict(cls.discriminator_cls.test_config)
     recipe.model_kwargs.update(json.loads(args.model_kwargs))
+    override = json.loads(args.loss_weights)
+    if override:
+        recipe.source["losses"] = (f"overridden on the command line: {override} (recipe: {dict(recipe.losses)}); "
+                                   + recipe.source.get("losses", ""))
+        for term, weight in override.items():
+            if weight:
+                recipe.losses[term] = float(weight)
+            else:
+                recipe.losses.pop(term, None)
     output = Path(args.output)
     mixed = args.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION") or default_precision()
-    accelerator = Accelerator(mixed_precision=mixed, log_with="tensorboard", project_dir=str(output / "logs"))
+    # without cpu=True, accelerate treats processes launched on a machine without CUDA (e.g.
+    # `accelerate launch --multi_gpu --num_processes 2` on a CPU box) as independent
+    # single-process runs; with it they form one gloo process group (MULTI_CPU)
+    launched = int(os.environ.get("WORLD_SIZE") or 0)  # set by torchrun / accelerate launch
+    accelerator = Accelerator(mixed_precision=mixed, log_with="tensorboard", project_dir=str(output / "logs"),
+                              cpu=not torch.cuda.is_available())
+    if launched and launched != accelerator.num_processes:
+        raise SystemExit(f"{launched} processes were launched but accelerate formed a group of {accelerator.num_processes}")
     is_main = accelerator.is_main_process
+    print(f"process {accelerator.process_index} of {accelerator.num_processes} on {accelerator.device}, "
+          f"precision {precision_name(accelerator.mixed_precision)}", flush=True)
     set_seed(args.seed)
 
-    # -- model, optimiser ---------------------------------------------------------------
-    cls = hub_models.get_class(recipe.model)
-    if args.init_from:
-        model = hub_models.load(args.init_from)
-        if model.architecture != recipe.model:
-            raise SystemExit(f"--init-from {args.init_from} is a {model.architecture}, not a {recipe.model}")
-        accelerator.print(f"warm start from {args.init_from}")
-    else:
-        kwargs = dict(recipe.model_kwargs)
-        init_params = cls._hub_mixin_init_parameters
-        if "scales" in init_params and "scales" not in kwargs:
-            kwargs["scales"] = recipe.scales
-        elif "scale" in init_params and "scale" not in kwargs:
-            kwargs["scale"] = recipe.scales[0]
-        model = cls(**kwargs)
-    bad_scales = set(recipe.scales) - set(model.supported_scales)
-    if bad_scales:
-        raise SystemExit(f"{recipe.model} with this config supports {model.supported_scales}, not {sorted(bad_scales)}")
-    model.train()
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=recipe.betas, eps=recipe.eps)
-    halve = recipe.lr_halve_every
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 ** (s // halve) if halve else 1.0)
-    disc = d_opt = None
-    if recipe.gan:
-        if cls.discriminator_cls is None:
-            raise SystemExit(f"recipe for {recipe.model} is adversarial but the class names no discriminator")
-        disc = cls.discriminator_cls(**recipe.gan.discriminator_kwargs).train().to(memory_format=memory_format)
-        d_opt = torch.optim.Adam(disc.parameters(), lr=recipe.gan.lr, betas=recipe.gan.betas)
-        model, opt, sched, disc, d_opt = accelerator.prepare(model, opt, sched, disc, d_opt)
-    else:
-        model, opt, sched = accelerator.prepare(model, opt, sched)
-    net = accelerator.unwrap_model(model)
-    features = None
-    if set(recipe.losses) & {"perceptual", "perceptual_mse", "texture"}:
-        from train.perceptual import feature_network
-
-        features = feature_network(accelerator.device)
-    criterion = Criterion(recipe.losses, features)
-
+    trainer = Trainer(recipe, accelerator, init_from=args.init_from, channels_last=args.channels_last,
+                      ema_decay=args.ema, seed=args.seed)
     # -- resume -------------------------------------------------------------------------
     state_dir = output / "state"
     start_step = 0
     history: dict = {"best_psnr": -math.inf, "wall_s": 0.0}
-    if args.resume and (state_dir / "train_state.json").is_file():
-        accelerator.load_state(str(state_dir))
-        history = json.loads((state_dir / "train_state.json").read_text())
+    found = find_state(output) if args.resume else None
+    if found is not None:
+        history = load_training_state(accelerator, trainer, found)
         start_step = history["step"]
-        accelerator.print(f"resumed from step {start_step} ({state_dir})")
+        accelerator.print(f"resumed from step {start_step} ({found})")
     elif args.resume:
         accelerator.print(f"--resume: no state in {state_dir}, starting from step 0")
 
     # -- data ---------------------------------------------------------------------------
     paths = list_images(args.data, args.train_list)
-    paths, blur_info = drop_blurriest(paths, args.drop_blurry, cache_dir=output / "cache")
+    with accelerator.main_process_first():  # the first process scores sharpness and caches it
+        paths, blur_info = drop_blurriest(paths, args.drop_blurry, cache_dir=output / "cache")
     dataset = FaceCrops(paths, recipe.hr_size, tuple(recipe.crop_range), recipe.rotate90)
     sampler = StepSampler(len(dataset), recipe.batch_size, args.seed, start_step,
                           accelerator.process_index, accelerator.num_processes)
     loader = torch.utils.data.DataLoader(dataset, batch_size=recipe.batch_size, sampler=sampler,
                                          num_workers=args.workers, persistent_workers=args.workers > 0)
-    val_hr = None
-    if args.val_list:
+    val = None
+    if args.val_list and is_main:
         val_paths = list_images(args.data, args.val_list)[: args.val_count]
         val_hr = torch.stack([hr_to_float(torch.from_numpy(_center_square(p, recipe.hr_size))) for p in val_paths])
+        val = validation_inputs(val_hr, recipe)
 
     if is_main:
         output.mkdir(parents=True, exist_ok=True)
-        accelerator.init_trackers("train", config={"model": recipe.model, "batch": recipe.batch_size, "lr": recipe.lr})
+        accelerator.init_trackers("train", config={"model": recipe.model, "batch": recipe.batch_size, "lr": recipe.lr,
+                                                   "processes": accelerator.num_processes, "precision": accelerator.mixed_precision})
 
     stop = {"signal": None}
 
     def request_stop(signum, _frame):
         stop["signal"] = signal.Signals(signum).name
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    context = RunContext(recipe, args, blur_info, accelerator, trainer)
+    try:
+        return _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, output, context, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
-    def save_state(step: int):
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(state_dir))
-        if is_main:
-            history["step"] = step
-            (state_dir / "train_state.json").write_text(json.dumps(history))
+
+def _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, output, context, stop) -> int:
+    is_main = accelerator.is_main_process
+    state_dir = output / "state"
 
     # -- loop ---------------------------------------------------------------------------
     from tqdm import tqdm
@@ -217,91 +442,93 @@ def main(argv=None) -> int:
     t_start = time.time()
     wall_before = history["wall_s"]
     step = start_step
-    images_seen = 0
+    images_seen, train_s = 0, 0.0
+    skipped_loads = history.get("skipped_loads", 0)
     log_file = output / "train_log.jsonl"
+    metric, lower_better = ("lpips", True) if recipe.gan else ("psnr_y", False)
+    best_key = "best_lpips" if metric == "lpips" else "best_psnr"
+    multi = accelerator.num_processes > 1
     while step < args.steps:
-        hr = hr_to_float(next(data_iter)).to(accelerator.device).contiguous(memory_format=memory_format)
-        lr_in, scale = degrade(hr, recipe.scales, recipe.degradation, seed=args.seed * 7919 + step, pre_upsampled=net.pre_upsampled)
-        scale = scale or recipe.scales[0]
-        gan_terms = {}
-        d_loss_value = None
-        with accelerator.autocast():
-            if disc is not None:
-                sr, gan_terms, d_loss_value = _gan_step(model, net, disc, d_opt, accelerator, lr_in, hr, scale, recipe)
-            else:
-                sr = model(lr_in)
-            loss, parts = criterion(sr, hr, gan_terms)
-        if not torch.isfinite(loss):
+        t0 = time.time()
+        batch, skipped = next(data_iter)
+        skipped_loads += int(skipped.sum())
+        hr = hr_to_float(batch).to(accelerator.device).contiguous(memory_format=trainer.memory_format)
+        degrade_seed = (args.seed * 7919 + step) * accelerator.num_processes + accelerator.process_index
+        loss, parts, d_loss = trainer.losses(hr, degrade_seed)
+        finite = bool(torch.isfinite(loss)) and (d_loss is None or bool(torch.isfinite(d_loss)))
+        out_of_time = bool(args.max_time and (time.time() - t_start) > args.max_time * 60)
+        flags = [not finite, stop["signal"] is not None, out_of_time]
+        if multi:  # every process takes the same decision (one tiny all-reduce per step)
+            flags = [bool(v) for v in accelerator.reduce(torch.tensor(flags, dtype=torch.float32, device=accelerator.device), "sum") > 0]
+        if flags[0]:
             accelerator.print(
-                f"non-finite loss ({loss.item()}) at step {step} (terms {parts}); stopping. "
-                f"The last good state is in {state_dir} (step {history.get('step', 0)}): "
-                "lower --lr or check the data, then --resume."
+                f"non-finite loss at step {step} (loss {float(loss.detach())}, terms {parts}"
+                + (f", discriminator {float(d_loss.detach())}" if d_loss is not None else "") + "); stopping before the update. "
+                + _last_good(state_dir, history) + ": lower --lr or check the data, then --resume."
             )
-            return 3
-        accelerator.backward(loss)
-        if recipe.grad_clip:
-            accelerator.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+            accelerator.end_training()
+            return EXIT_NONFINITE
+        trainer.update(loss, d_loss, step)
         step += 1
         images_seen += hr.shape[0] * accelerator.num_processes
-        elapsed = time.time() - t_start
-        history["wall_s"] = wall_before + elapsed
+        train_s += time.time() - t0
+        history["wall_s"] = wall_before + (time.time() - t_start)
+        history["skipped_loads"] = skipped_loads
         if step % args.log_every == 0 or step == args.steps:
-            record = {"step": step, "loss": loss.item(), **parts, "img_per_s": images_seen / max(elapsed, 1e-9),
-                      "lr": sched.get_last_lr()[0]}
-            if d_loss_value is not None:
-                record["d_loss"] = d_loss_value
+            record = {"step": step, "loss": float(loss.detach()), **parts, "img_per_s": images_seen / max(train_s, 1e-9),
+                      "lr": trainer.lr_at(step - 1)}
+            if d_loss is not None:
+                record["d_loss"] = float(d_loss.detach())
+            if skipped_loads:
+                record["skipped_loads"] = skipped_loads
             accelerator.log(record, step=step)
-            bar.set_postfix(loss=f"{loss.item():.4f}", ips=f"{record['img_per_s']:.1f}")
+            bar.set_postfix(loss=f"{record['loss']:.4f}", ips=f"{record['img_per_s']:.1f}")
             if is_main:
                 with log_file.open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
         bar.update(1)
-        if val_hr is not None and (step % args.val_every == 0 or step == args.steps) and is_main:
-            metrics = validate(net, val_hr, recipe.scales[-1])
+        if val is not None and (step % args.val_every == 0 or step == args.steps):
+            metrics = validate(trainer.export_net, *val)
             accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
             history["last_val"] = {"step": step, **metrics}
             accelerator.print(f"step {step}: val " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-            if metrics["psnr_y"] > history["best_psnr"]:
-                history["best_psnr"] = metrics["psnr_y"]
+            best = history.get(best_key, math.inf if lower_better else -math.inf)
+            if (metrics[metric] < best) if lower_better else (metrics[metric] > best):
+                history[best_key] = metrics[metric]
                 history["best_val"] = {"step": step, **metrics}
-                export(net, output / "best", recipe, args, history, blur_info, accelerator)
-        out_of_time = args.max_time and (time.time() - t_start) > args.max_time * 60
-        if step % args.save_every == 0 or stop["signal"] or out_of_time or step == args.steps:
-            save_state(step)
-        if stop["signal"] or out_of_time:
-            why = stop["signal"] or f"--max-time {args.max_time} min"
+                export(trainer.export_net, output / "best", context, history, step)
+        stopping = flags[1] or flags[2]
+        if step % args.save_every == 0 or stopping or step == args.steps:
+            if not trainer.params_finite():
+                accelerator.print(f"non-finite weights after step {step}: not saving. "
+                                  + _last_good(state_dir, history) + ": lower --lr, then --resume.")
+                accelerator.end_training()
+                return EXIT_NONFINITE
+            save_training_state(accelerator, trainer, output, history, step)
+        if stopping:
+            why = stop["signal"] or ("a signal" if flags[1] else f"--max-time {args.max_time} min")
             accelerator.print(f"stopped by {why} at step {step}; state saved in {state_dir}: resume with --resume")
             break
     bar.close()
     if is_main:
-        export(net, output / "last", recipe, args, history, blur_info, accelerator)
+        export(trainer.export_net, output / "last", context, history, step)
         if args.push_to_hub and step >= args.steps:
-            net.push_to_hub(args.push_to_hub, model_card_kwargs={"training": training_record(recipe, args, history, blur_info, accelerator)})
+            trainer.export_net.push_to_hub(args.push_to_hub, model_card_kwargs={"training": training_record(context, history)})
     accelerator.end_training()
     return 0
 
 
-def _gan_step(model, net, disc, d_opt, accelerator, lr_in, hr, scale, recipe):
-    """One discriminator update, then the generator's adversarial terms.
+def _last_good(state_dir: Path, history: dict) -> str:
+    if "step" in history:
+        return f"The last good state is in {state_dir} (step {history['step']})"
+    return "No state was saved yet"
 
-    The discriminator sees real and fake in one forward (DDP allows one forward per
-    backward); the generator's terms call the unwrapped discriminator so its DDP hooks do
-    not fire twice; its parameter grads from that pass are cleared before its next step.
-    """
-    from train.gan import discriminator_loss, generator_gan_terms
 
-    multiscale = hasattr(net, "forward_multiscale")
-    fakes = net.forward_multiscale(lr_in) if multiscale else [model(lr_in)]
-    reals = [F.interpolate(hr, size=f.shape[-2:], mode="area") if f.shape[-1] != hr.shape[-1] else hr for f in fakes]
-    d_loss = discriminator_loss(disc, [f.detach() for f in fakes], reals, recipe.gan.adversarial, multiscale)
-    accelerator.backward(d_loss)
-    d_opt.step()
-    d_opt.zero_grad(set_to_none=True)
-    terms = generator_gan_terms(accelerator.unwrap_model(disc), fakes, reals, recipe.gan.adversarial, multiscale)
-    return fakes[-1], terms, float(d_loss.detach())
+class RunContext:
+    """What the training record needs besides the history."""
+
+    def __init__(self, recipe, args, blur_info, accelerator, trainer):
+        self.recipe, self.args, self.blur_info, self.accelerator, self.trainer = recipe, args, blur_info, accelerator, trainer
 
 
 def _center_square(path: Path, size: int):
@@ -320,44 +547,83 @@ def _center_square(path: Path, size: int):
     return image.transpose(2, 0, 1).copy()
 
 
+def validation_inputs(hr: torch.Tensor, recipe) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(LR, HR, scale) for validation, fixed for the whole run: bicubic (8-bit) at the largest
+    training scale, or for real-world recipes eq. 28 with per-image seeds at scales[0]."""
+    if recipe.degradation == "real_world":
+        from hub_models.degradations import RealWorldParams, real_world_degrade
+
+        scale = recipe.scales[0]
+        params = [RealWorldParams.sample(10_000 + i, hr_size=hr.shape[-1], downscale=1 / scale) for i in range(hr.shape[0])]
+        return real_world_degrade(hr, params), hr, scale
+    scale = recipe.scales[-1]
+    lr = torch.cat([(imresize(chunk, scale=1 / scale) * 255).round().clamp(0, 255) / 255 for chunk in hr.split(16)])
+    return lr, hr, scale
+
+
 @torch.no_grad()
-def validate(net, hr: torch.Tensor, scale: int) -> dict[str, float]:
-    """PSNR/SSIM (Y, DIC protocol) and LPIPS of `net` on fixed validation faces."""
+def validate(net, lr: torch.Tensor, hr: torch.Tensor, scale: int) -> dict[str, float]:
+    """PSNR/SSIM (Y, DIC protocol) and LPIPS of `net` on fixed validation faces (fp32 upscale)."""
     from hub_models import metrics
 
-    was_training = net.training
+    was_training, mode = net.training, net.inference_mode
     net.eval()
+    net.inference_mode = "fp32"
     results: dict[str, list] = {}
-    for chunk in hr.split(16):
-        lr = (imresize(chunk, scale=1 / scale) * 255).round().clamp(0, 255) / 255
-        sr = net.upscale(lr, scale=scale)
-        for key, values in metrics.evaluate(sr, chunk, protocol="dic", scale=scale).items():
-            results.setdefault(key, []).append(values)
-    net.train(was_training)
+    try:
+        for lr_chunk, hr_chunk in zip(lr.split(16), hr.split(16)):
+            sr = net.upscale(lr_chunk, scale=scale)
+            for key, values in metrics.evaluate(sr, hr_chunk.to(sr.device), protocol="dic", scale=scale).items():
+                results.setdefault(key, []).append(values)
+    finally:
+        net.train(was_training)
+        net.inference_mode = mode
     return {k: float(torch.cat(v).mean()) for k, v in results.items()}
 
 
-def training_record(recipe, args, history, blur_info, accelerator) -> dict:
+def training_record(context: RunContext, history: dict) -> dict:
+    recipe, args, blur_info, accelerator, trainer = (context.recipe, context.args, context.blur_info,
+                                                     context.accelerator, context.trainer)
     device = accelerator.device
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    return {
+    data = f"{args.data} ({args.train_list or 'all images'}); {blur_info.get('rule')} ({blur_info.get('kept', '?')} of {blur_info.get('of', '?')} kept)"
+    if blur_info.get("unreadable"):
+        data += f"; {blur_info['unreadable']} unreadable image(s) skipped"
+    if history.get("skipped_loads"):
+        data += f"; {history['skipped_loads']} load(s) of unreadable images replaced by the next image"
+    record = {
         "datasets": ["utkface"],
-        "data": f"{args.data} ({args.train_list or 'all images'}); {blur_info.get('rule')} ({blur_info.get('kept', '?')} of {blur_info.get('of', '?')} kept)",
+        "data": data,
         "steps": history.get("step"),
         "batch": f"{recipe.batch_size} x {accelerator.num_processes} process(es), HR crops {recipe.hr_size}x{recipe.hr_size}",
         "wall time": f"{history['wall_s'] / 3600:.2f} h",
         "hardware": f"{accelerator.num_processes} x {hardware}",
-        "precision": f"{accelerator.mixed_precision}" + (", channels_last" if args.channels_last else ""),
-        "recipe": {"losses": recipe.losses, "lr": recipe.lr, "betas": recipe.betas, "scales": recipe.scales, "degradation": recipe.degradation},
+        "precision": precision_name(accelerator.mixed_precision) + (", channels_last" if args.channels_last else ""),
+        "recipe": {"losses": recipe.losses, "lr": recipe.lr, "betas": recipe.betas, "scales": recipe.scales,
+                   "degradation": recipe.degradation, "lr_halve_every": recipe.lr_halve_every},
         "recipe sources": recipe.source,
+        "perceptual network": trainer.features.description if trainer.features is not None else "none",
         "warm start": args.init_from or "none",
+        "weights": (f"exponential moving average, decay {args.ema} (warm-up min(decay, (1+t)/(10+t)))"
+                    if trainer.ema is not None else "the trained weights (no EMA)"),
+        "validation": (f"first {args.val_count} of {args.val_list}, centre squares {recipe.hr_size}px, "
+                       f"{recipe.degradation} degradation; best checkpoint by "
+                       f"{'LPIPS' if recipe.gan else 'PSNR-Y'}") if args.val_list else "none",
         "best validation": history.get("best_val", "n/a"),
         "final validation": history.get("last_val", "n/a"),
     }
+    if recipe.gan:
+        record["discriminator"] = {"class": type(trainer.disc_net).__name__, "config": trainer.disc_kwargs,
+                                   "adversarial": recipe.gan.adversarial, "lr": recipe.gan.lr, "betas": recipe.gan.betas}
+    return record
 
 
-def export(net, folder: Path, recipe, args, history, blur_info, accelerator):
-    net.save_pretrained(folder, model_card_kwargs={"training": training_record(recipe, args, history, blur_info, accelerator)})
+def export(net, folder: Path, context: RunContext, history: dict, step: int):
+    """save_pretrained + training.json (the card's training record, kept for later card rewrites);
+    `step` is the step of the exported weights (history["step"] is the last saved state's)."""
+    record = training_record(context, {**history, "step": step})
+    net.save_pretrained(folder, model_card_kwargs={"training": record})
+    (folder / "training.json").write_text(json.dumps(record, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 """
 
 from .base import CheckpointMismatchError, SRModel
+from .images import ImageInputError
 from .registry import MODELS, create, get_class, list_checkpoints, load, register
 from .baselines import SRCNN, VDSR, Bicubic
 from .mffcn import MFFCN
@@ -15,7 +16,7 @@ from .rdan import RDAN
 from .agrnet import AGRNet, AGRNetHR, AGRNetHRDiscriminator
 
 __all__ = [
-    "MODELS", "SRModel", "CheckpointMismatchError", "create", "get_class", "list_checkpoints", "load", "register",
+    "MODELS", "SRModel", "CheckpointMismatchError", "ImageInputError", "create", "get_class", "list_checkpoints", "load", "register",
     "Bicubic", "SRCNN", "VDSR",
     "MFFCN",
     "CRLNet", "CRLNetDiscriminator",

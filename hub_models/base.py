@@ -23,6 +23,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from .card import MODEL_CARD_TEMPLATE, build_card, card_context
+from .images import as_image_batch
 
 REPO_URL = "https://github.com/facesr-hub/facesr-hub"
 
@@ -33,17 +34,7 @@ class CheckpointMismatchError(RuntimeError):
 
 def check_image_batch(x: torch.Tensor, name: str = "lr") -> torch.Tensor:
     """Validate an image batch (N,3,H,W) float in [0,1]; a single (3,H,W) gets a batch dim."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (N,3,H,W) (RGB), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor in [0,1], got {x.dtype} (divide uint8 images by 255)")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
+    return as_image_batch(x, name)[0]
 
 
 class StrictHubMixin(PyTorchModelHubMixin):

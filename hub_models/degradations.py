@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .images import as_image_batch
+
 __all__ = [
     "imresize",
     "mod_crop",
@@ -41,30 +43,13 @@ BLUR_KINDS = ("gaussian", "box", "median", "motion")
 # helpers
 # ---------------------------------------------------------------------------------------
 def _as_batch(x: torch.Tensor, name: str = "x") -> tuple[torch.Tensor, bool]:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim == 3:
-        return x.unsqueeze(0), True
-    if x.ndim == 4:
-        return x, False
-    raise ValueError(f"{name} must have shape (N, C, H, W) or (C, H, W), got {tuple(x.shape)}")
+    """Any channel count (imresize and mod_crop also serve masks and Y planes)."""
+    return as_image_batch(x, name, channels=None)
 
 
 def _check_image(x: torch.Tensor, name: str = "hr", tol: float = 1e-3) -> None:
     """Validate a batched RGB float image in [0, 1]."""
-    if not x.is_floating_point():
-        raise ValueError(
-            f"{name} must be a float tensor in [0, 1], got dtype {x.dtype}; "
-            "convert 8-bit images with x.float() / 255")
-    if x.shape[1] != 3:
-        raise ValueError(f"{name} must have 3 (RGB) channels, got shape {tuple(x.shape)}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
-    lo, hi = (float(v) for v in torch.aminmax(x))  # one pass; NaN/Inf propagate here
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{name} contains NaN or Inf values")
-    if lo < -tol or hi > 1 + tol:
-        raise ValueError(f"{name} values must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}]")
+    as_image_batch(x, name, range_tol=tol)
 
 
 def _pair(v, name: str) -> tuple:
@@ -140,8 +125,6 @@ def imresize(x: torch.Tensor, scale=None, size=None, antialias: bool = True) -> 
     apply them with two matmuls: exact (> 100 dB in float64), batched, GPU-friendly.
     """
     x, squeeze = _as_batch(x, "x")
-    if not x.is_floating_point():
-        raise ValueError(f"imresize needs a float tensor, got dtype {x.dtype}")
     if (scale is None) == (size is None):
         raise ValueError("give exactly one of scale= or size=")
     in_h, in_w = x.shape[-2:]

@@ -44,6 +44,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .images import as_image_batch
+
 __all__ = [
     "PROTOCOLS",
     "DEFAULT_PROTOCOL",
@@ -83,28 +85,7 @@ DEFAULT_PROTOCOL = "dic"
 # input handling
 # ---------------------------------------------------------------------------------------
 def _as_batch(x, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim == 3:
-        x = x.unsqueeze(0)
-    if x.ndim != 4:
-        raise ValueError(f"{name} must have shape (N, 3, H, W) or (3, H, W), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(
-            f"{name} has dtype {x.dtype}; metrics take float images in [0, 1] "
-            f"(convert 8-bit images with x.float() / 255)")
-    if x.shape[1] != 3:
-        raise ValueError(f"{name} must have 3 (RGB) channels, got {x.shape[1]} in shape {tuple(x.shape)}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
-    lo, hi = (float(v) for v in torch.aminmax(x))  # one pass; NaN/Inf propagate here
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{name} contains NaN or Inf values")
-    if lo < -RANGE_TOL or hi > 1 + RANGE_TOL:
-        raise ValueError(
-            f"{name} values must lie in [0, 1] (tolerance {RANGE_TOL:.4f}), got range "
-            f"[{lo:.4g}, {hi:.4g}]; clamp model outputs with .clamp(0, 1)")
-    return x
+    return as_image_batch(x, name, range_tol=RANGE_TOL, hint="; clamp model outputs with .clamp(0, 1)")[0]
 
 
 def _check_pair(sr, hr) -> tuple[torch.Tensor, torch.Tensor]:

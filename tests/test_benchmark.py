@@ -176,3 +176,25 @@ def test_card_results_are_reused_only_for_the_same_data(tmp_path):
     assert benchmark._card_row(folder, ds, 4, "sparnet") is None
     other = benchmark.Dataset("other", tmp_path, [4], images=ds.images)
     assert benchmark._card_row(folder, other, 4, "dic") is None
+
+
+def test_readme_tables_match_their_sources():
+    """README's measured tables are generated (train/readme_tables.py), never typed: the
+    committed README must equal what the generator makes from the cards and bench/ files."""
+    from train import readme_tables
+
+    current = readme_tables.README.read_text()
+    assert readme_tables.render(current) == current, "run `python -m train.readme_tables`"
+
+
+def test_readme_shipped_table_lists_every_measured_row():
+    import json
+
+    from train import readme_tables
+
+    table = readme_tables.shipped_table()
+    for name in hub_models.list_checkpoints():
+        rows = json.loads((readme_tables.CHECKPOINT_DIR / name / "eval_results.json").read_text())
+        for row in rows:
+            assert f"| `{name}` | {row['dataset']} | x{row['scale']} | {row['num_images']} | {row['model']['psnr_y']:.2f} |" in table
+            assert row["command"] in table

@@ -416,3 +416,15 @@ def test_vgg16_weights_are_the_imagenet_ones(vgg_state, shared_dir):
     with torch.no_grad():
         ours = net(dists * 2 - 1, refs * 2 - 1).flatten()
     assert (ours - published).abs().max() < 0.2 and ours.max() > 0.5, (ours, published)
+
+
+@pytest.mark.parametrize("flags, native", [
+    ("fpu avx2 fma", False),
+    ("avx2 avx512f avx512bw avx512_vnni", False),   # oneDNN reports bf16 "supported" here, but emulates it
+    ("avx512f avx512bw avx512_bf16", True),
+    ("avx512f amx_tile amx_bf16", True),
+])
+def test_bf16_default_only_where_the_cpu_computes_it(flags, native):
+    from train.train import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16(f"processor : 0\nflags : {flags}\n") is native

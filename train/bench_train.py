@@ -163,8 +163,10 @@ def environment() -> str:
         flags = f"{model_name}; {', '.join(has) or 'no AVX2'}"
     except OSError:
         flags = platform.processor()
+    from train.train import cpu_has_native_bf16
+
     return (f"CPU {flags}; {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}; "
-            f"native bf16 (mkldnn): {torch.ops.mkldnn._is_mkldnn_bf16_supported()}; torch {torch.__version__}")
+            f"native bf16 (AVX512-BF16/AMX): {cpu_has_native_bf16()}; torch {torch.__version__}")
 
 
 def main(argv=None) -> int:

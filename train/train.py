@@ -128,13 +128,29 @@ def degrade(hr: torch.Tensor, scales: list[int], kind: str, seed: int, pre_upsam
     return lr, None
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU has bf16 arithmetic instructions (AVX512-BF16 or AMX-BF16).
+
+    `torch.ops.mkldnn._is_mkldnn_bf16_supported()` is not this test: it is also true on
+    AVX512BW CPUs without AVX512-BF16, where oneDNN emulates bf16 (slower than fp32
+    channels_last in training on such a Xeon: bench/train_speed.md)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: no way to tell, stay on fp32
+            return False
+    flags = set(cpuinfo.split())
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
 def default_precision() -> str:
     """bf16 where the hardware computes it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX),
-    else fp32 ("no"); fp16 on CUDA without bf16. On an AVX2-only CPU bf16 is emulated: the
-    training benchmark (train/bench_train.py) measured it 5-40x slower than fp32."""
+    else fp32 ("no"); fp16 on CUDA without bf16. Where bf16 is emulated (AVX2, or AVX512
+    without the BF16 extension) the training benchmark (train/bench_train.py) measured it
+    slower than fp32 for every model."""
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "no"
+    return "bf16" if cpu_has_native_bf16() else "no"
 
 
 def precision_name(mixed: str) -> str:

@@ -1,0 +1,111 @@
+"""Regenerate the README's measured tables from the files that hold the measurements.
+
+    python -m train.readme_tables          # rewrite README.md in place
+    python -m train.readme_tables --check  # exit 1 if README.md is out of date (a test runs this)
+
+No number in these tables is typed by hand: each block between `<!-- BEGIN name -->` and
+`<!-- END name -->` is rebuilt from
+
+- `models`:  the registry (`python -m hub_models`),
+- `shipped`: every shipped checkpoint's `eval_results.json` (written by `train.evaluate
+  --update-card`, the evaluation command, which each row names) and `training.json`,
+- `speed`, `quality`: `bench/speed.md` and `bench/quality.md` (written by `train.benchmark`),
+- `train_speed`: `bench/train_speed.md` (written by `train/bench_train.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import hub_models  # noqa: E402
+from hub_models.__main__ import model_table  # noqa: E402
+from hub_models.registry import CHECKPOINT_DIR  # noqa: E402
+
+README = ROOT / "README.md"
+BENCH = ROOT / "bench"
+
+
+def shipped_table(checkpoint_dir: Path = CHECKPOINT_DIR) -> str:
+    """One row per (checkpoint, dataset, scale) from the checkpoints' eval_results.json."""
+    lines = [
+        "| checkpoint | data | scale | images | PSNR-Y | SSIM-Y | LPIPS | bicubic PSNR-Y | bicubic SSIM-Y | bicubic LPIPS "
+        "| gain (dB) | training |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    commands = []
+    for name in hub_models.list_checkpoints():
+        folder = checkpoint_dir / name
+        results_file = folder / "eval_results.json"
+        training_file = folder / "training.json"
+        training = json.loads(training_file.read_text()) if training_file.is_file() else {}
+        trained = f"{training.get('steps', '?')} steps, {training.get('wall time', '?')}"
+        if not results_file.is_file():
+            lines.append(f"| `{name}` | (not evaluated) | | | | | | | | | | {trained} |")
+            continue
+        for row in json.loads(results_file.read_text()):
+            m, b = row["model"], row.get("bicubic") or {}
+            gain = m["psnr_y"] - b["psnr_y"] if b else float("nan")
+            lines.append(
+                f"| `{name}` | {row['dataset']} | x{row['scale']} | {row['num_images']} | {m['psnr_y']:.2f} | "
+                f"{m['ssim_y']:.4f} | {m['lpips']:.4f} | {b.get('psnr_y', float('nan')):.2f} | "
+                f"{b.get('ssim_y', float('nan')):.4f} | {b.get('lpips', float('nan')):.4f} | {gain:+.2f} | {trained} |"
+            )
+            commands.append(row["command"])
+    if commands:
+        lines += ["", "Each row was measured by (protocol `dic`):", "", "```bash", *commands, "```"]
+    return "\n".join(lines)
+
+
+def bench_file(name: str) -> str:
+    path = BENCH / name
+    if not path.is_file():
+        return f"(`bench/{name}` not generated yet: run `python -m train.benchmark`)"
+    return path.read_text().strip()
+
+
+BLOCKS = {
+    "models": model_table,
+    "shipped": shipped_table,
+    "speed": lambda: bench_file("speed.md"),
+    "quality": lambda: bench_file("quality.md"),
+    "train_speed": lambda: bench_file("train_speed.md"),
+}
+
+
+def render(text: str) -> str:
+    for name, build in BLOCKS.items():
+        begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no <!-- BEGIN {name} --> ... <!-- END {name} --> block")
+        body = build()
+        text = pattern.sub(lambda m: f"{begin}\n{body}\n{end}", text)
+    return text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="only report whether README.md is up to date")
+    args = p.parse_args(argv)
+    current = README.read_text()
+    fresh = render(current)
+    if args.check:
+        if fresh != current:
+            print("README.md is out of date: run `python -m train.readme_tables`")
+            return 1
+        print("README.md is up to date")
+        return 0
+    README.write_text(fresh)
+    print(f"rewrote {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -144,6 +144,8 @@ def training_section(training: dict | None) -> str:
         return "These weights are untrained or the training record was not handed to this card."
     lines = []
     for key, value in training.items():
+        if key.startswith("_"):  # machine-readable entries, not for the card
+            continue
         if isinstance(value, (list, tuple)):
             value = "; ".join(_plain(v) for v in value)
         elif isinstance(value, dict):

@@ -428,3 +428,20 @@ def test_bf16_default_only_where_the_cpu_computes_it(flags, native):
     from train.train import cpu_has_native_bf16
 
     assert cpu_has_native_bf16(f"processor : 0\nflags : {flags}\n") is native
+
+
+def test_warm_start_history_accounts_for_every_stage(tmp_path):
+    from train.train import add_warm_start_history
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    (first / "training.json").write_text(json.dumps(
+        {"steps": 500, "wall time": "0.50 h", "warm start": "none", "recipe": {"lr": 1e-4}}))
+    (second / "training.json").write_text(json.dumps(
+        {"steps": 300, "wall time": "0.25 h", "warm start": str(first), "recipe": {"lr": 3e-4}}))
+    record = add_warm_start_history({"steps": 100, "wall time": "0.10 h", "warm start": str(second)})
+    assert [st["steps"] for st in record["_stages"]] == [500, 300]
+    assert record["total training"] == "900 steps, 0.85 h"
+    assert len(record["earlier training"]) == 2 and "lr 0.0003" in record["earlier training"][1]
+    assert "_stages" not in hub_models.card.training_section(record)
+    assert add_warm_start_history({"steps": 5, "warm start": "none"}).get("earlier training") is None

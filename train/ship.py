@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import hub_models  # noqa: E402
 from hub_models.registry import CHECKPOINT_DIR  # noqa: E402
 from train.data import list_images  # noqa: E402
+from train.train import add_warm_start_history  # noqa: E402
 from train.evaluate import evaluate_model, load_hr, main as evaluate_main, rewrite_card  # noqa: E402
 
 FP16_TOLERANCE_DB = 0.01
@@ -63,6 +64,7 @@ def main(argv=None) -> int:
     half = evaluate_model(fp16_rounded(model), hr, scales[-1], with_bicubic=False)["model"]["psnr_y"]
     delta = half - base
     use_fp16 = abs(delta) < FP16_TOLERANCE_DB
+    add_warm_start_history(training)  # runs exported before the history was recorded
     if args.status:
         training = {"status": args.status, **training}
     training["storage"] = (

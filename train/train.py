@@ -56,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, required=True, help="total optimisation steps")
     p.add_argument("--batch-size", type=int, help="per-process batch (default: the recipe's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    p.add_argument("--lr-halve-every", type=int, metavar="STEPS",
+                   help="halve the learning rate every STEPS steps (default: the recipe's; 0 = constant)")
     p.add_argument("--scale", type=int, nargs="+", help="training scale(s) (default: the recipe's)")
     p.add_argument("--hr-size", type=int, help="HR crop size (default: the recipe's)")
     p.add_argument("--model-kwargs", default="{}", help="JSON dict of model config overrides")
@@ -366,6 +368,10 @@ def main(argv=None) -> int:
     recipe = get_recipe(args.model)
     recipe.batch_size = args.batch_size or recipe.batch_size
     recipe.lr = args.lr or recipe.lr
+    if args.lr_halve_every is not None:
+        if args.lr_halve_every < 0:
+            raise SystemExit("--lr-halve-every must be >= 0")
+        recipe.lr_halve_every = args.lr_halve_every
     recipe.scales = args.scale or recipe.scales
     recipe.hr_size = args.hr_size or recipe.hr_size
     cls = hub_models.get_class(recipe.model)
@@ -597,6 +603,47 @@ def validate(net, lr: torch.Tensor, hr: torch.Tensor, scale: int) -> dict[str, f
     return {k: float(torch.cat(v).mean()) for k, v in results.items()}
 
 
+def _hours(wall_time: str) -> float:
+    try:
+        return float(str(wall_time).split()[0])
+    except (ValueError, IndexError):
+        return 0.0
+
+
+def warm_start_history(init_from: str | None, _depth: int = 0) -> list[dict]:
+    """The training stages behind `--init-from` weights (from their training.json, following
+    their own warm starts), oldest first, so a card of warm-started weights accounts for all
+    the training they had."""
+    if not init_from or init_from == "none" or _depth > 20:
+        return []
+    folder = Path(init_from) if Path(init_from).is_dir() else hub_models.registry.CHECKPOINT_DIR / init_from
+    try:
+        prev = json.loads((folder / "training.json").read_text())
+    except (OSError, ValueError):
+        return [{"from": init_from, "steps": None, "wall time": "unknown"}]
+    earlier = prev["_stages"] if "_stages" in prev else warm_start_history(prev.get("warm start"), _depth + 1)
+    stage = {"from": init_from, "steps": prev.get("steps"), "wall time": prev.get("wall time", "unknown"),
+             "hardware": prev.get("hardware"), "lr": (prev.get("recipe") or {}).get("lr"),
+             "lr_halve_every": (prev.get("recipe") or {}).get("lr_halve_every", 0)}
+    return list(earlier) + [stage]
+
+
+def add_warm_start_history(record: dict) -> dict:
+    """Add the stages behind record["warm start"] and the totals (in place; returns it)."""
+    if "_stages" in record:
+        return record
+    stages = warm_start_history(record.get("warm start"))
+    if stages:
+        record["_stages"] = stages  # machine-readable; the card shows the lines below
+        record["earlier training"] = [
+            f"{st.get('steps')} steps, {st.get('wall time')}, lr {st.get('lr')}"
+            f"{' halved every ' + str(st['lr_halve_every']) + ' steps' if st.get('lr_halve_every') else ''}"
+            f", {st.get('hardware')}" for st in stages]
+        record["total training"] = (f"{sum(st.get('steps') or 0 for st in stages) + (record.get('steps') or 0)} steps, "
+                                    f"{sum(_hours(st.get('wall time')) for st in stages) + _hours(record.get('wall time')):.2f} h")
+    return record
+
+
 def training_record(context: RunContext, history: dict) -> dict:
     recipe, args, blur_info, accelerator, trainer = (context.recipe, context.args, context.blur_info,
                                                      context.accelerator, context.trainer)
@@ -628,6 +675,7 @@ def training_record(context: RunContext, history: dict) -> dict:
         "best validation": history.get("best_val", "n/a"),
         "final validation": history.get("last_val", "n/a"),
     }
+    add_warm_start_history(record)
     if recipe.gan:
         record["discriminator"] = {"class": type(trainer.disc_net).__name__, "config": trainer.disc_kwargs,
                                    "adversarial": recipe.gan.adversarial, "lr": recipe.gan.lr, "betas": recipe.gan.betas}

@@ -84,6 +84,7 @@ class ModelEntry:
     title: str = ""
     year: str = ""
     params: int | None = None
+    untrained: bool = False   # a registered architecture with no checkpoint: random weights
 
     @property
     def display(self) -> str:
@@ -92,6 +93,10 @@ class ModelEntry:
     def describe(self) -> str:
         """One Markdown paragraph about the model for the UI."""
         scales = ", ".join(f"×{s}" for s in self.scales)
+        if self.untrained:
+            return (f"**{self.display}, untrained**: no checkpoint has been trained for this architecture yet, so it "
+                    "runs with random weights (seed 0) and its output is noise, not super-resolution. It is offered "
+                    f"to show the architecture end to end and its speed. Works at {scales}.")
         if self.folder is None:
             return ("**Bicubic interpolation** (MATLAB-style `imresize`): no learning, the baseline every "
                     f"paper reports. Works at {scales}.")
@@ -161,6 +166,16 @@ class ModelZoo:
                                        str(paper.get("year", "")), _param_count(folder))
         entries["bicubic"] = ModelEntry("bicubic", "Bicubic interpolation (baseline, no learning)", "bicubic",
                                         tuple(SCALES), None, "", "", 0)
+        trained_archs = {e.architecture for e in entries.values()}
+        for arch, cls in sorted(hub_models.MODELS.items()):
+            if arch in trained_archs:
+                continue
+            disp = DISPLAY_NAMES.get(arch, arch.upper())
+            scales = _scales_from_config({}, cls)
+            paper = getattr(cls, "paper", {}) or {}
+            entries[f"{arch}-untrained"] = ModelEntry(
+                f"{arch}-untrained", f"{disp} ×{'/'.join(map(str, scales))}  (untrained: random weights)", arch,
+                scales, None, str(paper.get("title", "")), str(paper.get("year", "")), None, untrained=True)
         if self.skipped:
             log.warning("checkpoints not offered: %s", ", ".join(self.skipped))
         return entries
@@ -168,6 +183,11 @@ class ModelZoo:
     @property
     def trained(self) -> list[ModelEntry]:
         return [e for e in self.entries.values() if e.folder is not None]
+
+    @property
+    def comparable(self) -> list[str]:
+        """What "Compare all" runs: checkpoints and bicubic, not untrained architectures."""
+        return [n for n, e in self.entries.items() if not e.untrained]
 
     def default_model(self) -> str:
         trained = self.trained
@@ -185,6 +205,8 @@ class ModelZoo:
     def get(self, name: str, scale: int) -> hub_models.SRModel:
         """The loaded model (eval mode), cached; bicubic is built per scale (it has no weights)."""
         entry = self.entry(name)
+        if entry.untrained:
+            return self._untrained(entry, int(scale))
         if entry.folder is None:
             return hub_models.create("bicubic", scale=int(scale)).eval()
         with self._lock:
@@ -199,6 +221,23 @@ class ModelZoo:
             self._cache[name] = model
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+            return model
+
+    def _untrained(self, entry: ModelEntry, scale: int) -> hub_models.SRModel:
+        """The architecture's default config at `scale`, random weights from a fixed seed."""
+        key = f"{entry.name}@x{scale}"
+        with self._lock:
+            model = self._cache.get(key)
+            if model is None:
+                import inspect
+
+                kwargs = {"scale": scale} if "scale" in inspect.signature(hub_models.MODELS[entry.architecture]).parameters else {}
+                with torch.random.fork_rng():
+                    torch.manual_seed(0)
+                    model = hub_models.create(entry.architecture, **kwargs).eval()
+                self._cache[key] = model
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
             return model
 
     def cached(self) -> list[str]:
@@ -468,7 +507,7 @@ def run_compare(zoo: ModelZoo, photo: np.ndarray, degradation: Degradation, fram
                 progress: Callable[[int, int, str], None] | None = None) -> tuple[Prepared, list[CompareRow]]:
     """Every model that works at the degradation's scale, on one and the same LR input."""
     prep = prepare(photo, degradation, framing)
-    names = list(zoo.entries)
+    names = zoo.comparable
     rows: list[CompareRow] = []
     runnable = [n for n in names if int(degradation.scale) in zoo.entries[n].scales]
     done = 0

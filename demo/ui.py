@@ -107,6 +107,8 @@ def _score_row(label: str, sc: dict | None, ms: float | None) -> list[str]:
 
 
 def _short_label(entry: pipeline.ModelEntry) -> str:
+    if entry.untrained:
+        return f"{entry.display} (untrained)"
     return entry.display if entry.folder is None else f"{entry.display} ({entry.name})"
 
 

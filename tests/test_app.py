@@ -188,15 +188,28 @@ def ckpt_dir(tmp_path_factory) -> Path:
     return d
 
 
-def test_zoo_offers_shipped_checkpoints_and_bicubic_only(ckpt_dir, tmp_path):
+def test_zoo_offers_checkpoints_bicubic_then_untrained_architectures(ckpt_dir, tmp_path):
     zoo = pipeline.ModelZoo(ckpt_dir)
-    assert list(zoo.entries) == ["mffcn-tiny", "rafsr-tiny-x4", "bicubic"]
+    untrained = [f"{a}-untrained" for a in sorted(hub_models.MODELS) if a not in ("bicubic", "mffcn", "rafsr")]
+    assert list(zoo.entries) == ["mffcn-tiny", "rafsr-tiny-x4", "bicubic", *untrained]
+    assert zoo.comparable == ["mffcn-tiny", "rafsr-tiny-x4", "bicubic"]  # "Compare all" skips random weights
+    assert all(zoo.entries[n].untrained and "untrained" in zoo.entries[n].describe() for n in untrained)
+    assert zoo.entries["agrnet-untrained"].scales == (8,) and zoo.default_model() == "mffcn-tiny"
     assert zoo.entries["mffcn-tiny"].scales == (2, 3, 4) and zoo.entries["rafsr-tiny-x4"].scales == (4,)
     assert zoo.entries["mffcn-tiny"].params and zoo.default_model() == "mffcn-tiny"
     assert any("not-a-model" in s for s in zoo.skipped)
     assert zoo.get("mffcn-tiny", 4) is zoo.get("mffcn-tiny", 3)  # cached
     empty = pipeline.ModelZoo(tmp_path)
-    assert list(empty.entries) == ["bicubic"] and empty.default_model() == "bicubic"
+    assert list(empty.entries)[0] == "bicubic" and empty.default_model() == "bicubic"
+    assert len(empty.entries) == len(hub_models.MODELS)  # bicubic + every architecture, untrained
+
+
+def test_an_untrained_architecture_runs_with_fixed_random_weights():
+    zoo = pipeline.ModelZoo(Path("/nonexistent"))
+    res = pipeline.run_upscale(zoo, face_rgb(), "srcnn-untrained", pipeline.Degradation("bicubic", 4))
+    again = pipeline.run_upscale(zoo, face_rgb(), "srcnn-untrained", pipeline.Degradation("bicubic", 4))
+    assert res.sr.shape == again.sr.shape and np.array_equal(res.sr, again.sr)  # seed 0: reproducible
+    assert res.scores["srcnn-untrained"]["psnr_y"] < res.scores["bicubic"]["psnr_y"]
 
 
 def test_degradation_settings_are_validated():

@@ -176,3 +176,17 @@ def test_one_input_check_for_models_metrics_and_degradations():
                 call(x)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         metrics.psnr(torch.full((1, 3, 8, 8), 2.0), torch.zeros(1, 3, 8, 8))
+
+
+def test_readme_usage_example_runs():
+    """The README's 'Using a model' snippet, executed as written (shipped checkpoint, offline)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Using a model", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert tuple(scope["sr"].shape) == (1, 3, 128, 128)
+    assert scope["sr"].min() >= 0 and scope["sr"].max() <= 1

@@ -445,3 +445,33 @@ def test_warm_start_history_accounts_for_every_stage(tmp_path):
     assert len(record["earlier training"]) == 2 and "lr 0.0003" in record["earlier training"][1]
     assert "_stages" not in hub_models.card.training_section(record)
     assert add_warm_start_history({"steps": 5, "warm start": "none"}).get("earlier training") is None
+
+
+def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):
+    """train/device_train.sh (the prepared GPU call) in its tiny mode, two jobs: both train,
+    and the archive parts it leaves in $OUT unpack into best/ folders that hub_models loads."""
+    import shutil
+    import subprocess
+    import tarfile
+
+    data = tmp_path / "data"
+    shutil.copytree(image_dir, data)
+    names = sorted(p.name for p in data.glob("*.png"))
+    (data / "train.txt").write_text("\n".join(names[:4]) + "\n")
+    (data / "val.txt").write_text("\n".join(names[4:]) + "\n")
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    env = {**os.environ, "TINY": "1", "JOBS": "srcnn-x4 rafsr-x8", "DATA": str(data), "RUNS": str(runs),
+           "OUT": str(out), "OMP_NUM_THREADS": "1"}
+    script = Path(__file__).resolve().parent.parent / "train" / "device_train.sh"
+    done = subprocess.run(["bash", str(script), "1"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    parts = sorted(out.glob("runs.tgz.part-*"))
+    assert parts and (out / "summary.txt").is_file() and len(list(out.iterdir())) <= 8
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    (tmp_path / "all.tgz").write_bytes(b"".join(p.read_bytes() for p in parts))
+    with tarfile.open(tmp_path / "all.tgz") as tar:
+        tar.extractall(unpacked, filter="data")
+    for name, arch in (("srcnn-x4", "srcnn"), ("rafsr-x8", "rafsr")):
+        model = hub_models.load(unpacked / "runs" / f"dev-{name}" / "best")
+        assert model.architecture == arch

@@ -377,6 +377,8 @@ def main(argv=None) -> int:
     cls = hub_models.get_class(recipe.model)
     if args.tiny:
         recipe.model_kwargs = dict(cls.test_config)
+        if args.scale and len(args.scale) == 1 and "scale" in recipe.model_kwargs:
+            recipe.model_kwargs["scale"] = args.scale[0]  # tiny config at the asked scale
         if recipe.gan and cls.discriminator_cls is not None:
             recipe.gan.discriminator_kwargs = dict(cls.discriminator_cls.test_config)
     recipe.model_kwargs.update(json.loads(args.model_kwargs))

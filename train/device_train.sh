@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# One prepared GPU call: train the models that need no perceptual network (L1/L2 recipes)
+# side by side on one GPU for MINUTES each, and hand back their run folders as a few
+# <= 15 MB archive parts under $OUT (the device tool returns at most 8 files of 16 MiB).
+#
+#   On this machine, once:   mkdir -p data_cache && cp -r ../shared/data/utkface data_cache/
+#                            pip download --no-deps lpips==0.1.4 -d data_cache/wheels
+#   Device tool `run`:       bash train/device_train.sh 9      carry: ["data_cache"]
+#   Back here:               cat <files_at>/runs.tgz.part-* | tar xzf -      # -> runs/dev-*/
+#                            python -m train.ship runs/dev-agrnet-x8/best --name agrnet-x8 \
+#                                --celeba ../shared/data/celeba_test1000/HR --utk ../shared/data/utkface
+#
+# JOBS (env) picks a subset, e.g. JOBS="agrnet-x8 vdsr-x4". TINY=1 runs the tiny test configs
+# without warm starts (seconds on a CPU: how the test suite checks this script).
+# CRLNet, MFFCN and AGRNet-HR need the VGG16 perceptual weights (train/perceptual.py), which
+# do not fit in the 64 MiB the device tool carries beside the data: a second call for them
+# needs a smaller data copy plus $FACESR_CACHE/vgg16_imagenet.safetensors.
+set -u
+MINUTES=${1:-9}
+RUNS=${RUNS:-runs}
+OUT=${OUT:-$RUNS/device_out}
+DATA=${DATA:-data_cache/utkface}
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
+cd "$(dirname "$0")/.."
+
+# name | model | scale | warm start ("-" = none) | extra arguments
+ALL_JOBS="
+agrnet-x8|agrnet|8|-|--workers 4
+vdsr-x4|vdsr|4|-|--workers 2
+rdan-x4|rdan|4|checkpoints/warm-start/rdan-x4|--workers 2
+srcnn-x4|srcnn|4|checkpoints/warm-start/srcnn-x4|--workers 2 --lr 1e-3
+rafsr-x4|rafsr|4|checkpoints/rafsr-x4|--workers 2 --lr 2e-4 --lr-halve-every 20000
+rafsr-x8|rafsr|8|checkpoints/rafsr-x8|--workers 2 --lr 2e-4 --lr-halve-every 20000
+"
+WANT=${JOBS:-$(echo "$ALL_JOBS" | cut -d'|' -f1 | xargs)}
+mkdir -p "$OUT" "$RUNS"
+if [ -d data_cache/wheels ]; then  # packages the device image lacks (e.g. lpips), carried as wheels
+  python3 -m pip install -q --no-index --no-deps data_cache/wheels/*.whl >"$RUNS/dev-pip.log" 2>&1
+fi
+{ date; nvidia-smi -L 2>/dev/null || echo "no GPU: $(nproc) CPUs"; python3 -c "import torch; print('torch', torch.__version__)"; } \
+  >"$RUNS/dev-summary.txt" 2>&1
+
+pids=()
+names=()
+while IFS='|' read -r name model scale init extra; do
+  [ -z "$name" ] && continue
+  case " $WANT " in *" $name "*) ;; *) continue ;; esac
+  args=(--model "$model" --scale "$scale" --data "$DATA" --train-list train.txt --val-list val.txt
+        --steps 10000000 --output "$RUNS/dev-$name" --max-time "$MINUTES" --val-every 500
+        --save-every 500 --no-progress)
+  tiny=()
+  if [ "${TINY:-0}" = 1 ]; then
+    tiny=(--tiny --steps 3 --hr-size 32 --batch-size 2 --workers 0 --threads 1 --val-every 2 --val-count 2 --save-every 2)
+  elif [ "$init" != "-" ]; then
+    args+=(--init-from "$init")
+  fi
+  # shellcheck disable=SC2086  # $extra holds several arguments; later ones win (tiny last)
+  python3 train/train.py "${args[@]}" $extra "${tiny[@]}" >"$RUNS/dev-$name.log" 2>&1 &
+  pids+=($!)
+  names+=("$name")
+done <<<"$ALL_JOBS"
+
+status=0
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}"
+  rc=$?
+  [ "$rc" -ne 0 ] && status=1
+  { echo "== ${names[$i]}: exit $rc"; tail -n 4 "$RUNS/dev-${names[$i]}.log"; } >>"$RUNS/dev-summary.txt"
+done
+cp "$RUNS/dev-summary.txt" "$OUT/summary.txt"
+# best/ and last/ folders, logs, the training curves; not the optimiser state (too large to send back)
+base=$(basename "$RUNS")
+(cd "$RUNS/.." && tar -czf - "$base"/dev-summary.txt "$base"/dev-*.log \
+   $(ls -d "$base"/dev-*/best "$base"/dev-*/last "$base"/dev-*/train_log.jsonl 2>/dev/null)) \
+  | split -b 15M - "$OUT/runs.tgz.part-"
+ls -l "$OUT" >>"$OUT/summary.txt"
+cat "$OUT/summary.txt"
+exit $status

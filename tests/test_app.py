@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import struct
 import zlib
@@ -398,3 +399,16 @@ def test_files_outside_the_upload_folder_cannot_be_read(served):
     assert "event: error" in body and "complete" not in body.split("event: error")[0]
     for path in (FACE, Path(__file__)):  # and nothing on disk is served directly
         assert httpx.get(f"{url}gradio_api/file={path}", timeout=30).status_code == 403
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="needs Debian's chromium (apt-get install chromium) for the headless screenshot")
+def test_screenshot_script_renders_the_page_after_clicking_an_example(tmp_path):
+    """demo/screenshot.py: the app in-process, headless Chromium, an example clicked; the PNG
+    shows a page (not blank) at the requested width."""
+    from demo import screenshot
+
+    out = screenshot.main(["--out", str(tmp_path / "page.png"), "--width", "1000", "--height", "800"])
+    page = np.asarray(Image.open(out).convert("RGB"))
+    assert page.shape[1] == 1000 and page.shape[0] >= 800
+    assert page.std() > 20  # text and images, not an empty page

@@ -475,3 +475,19 @@ def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):
     for name, arch in (("srcnn-x4", "srcnn"), ("rafsr-x8", "rafsr")):
         model = hub_models.load(unpacked / "runs" / f"dev-{name}" / "best")
         assert model.architecture == arch
+
+
+def test_an_overridden_learning_rate_is_not_called_the_papers():
+    from train.recipes import get_recipe
+    from train.ship import mark_schedule_overrides
+    from train.train import note_schedule_override
+
+    recipe = get_recipe("rafsr")
+    note_schedule_override(recipe, 2e-4, 500)
+    assert recipe.lr == 2e-4 and recipe.lr_halve_every == 500
+    assert recipe.source["optimizer"].startswith("ours, on the command line: lr 0.0002 (recipe: 0.0001), halved every 500")
+    untouched = get_recipe("rafsr")
+    note_schedule_override(untouched, None, None)
+    assert untouched.source == get_recipe("rafsr").source
+    old_export = {"recipe": {"lr": 3e-4, "lr_halve_every": 0}, "recipe sources": {"optimizer": "paper: Adam lr 1e-4"}}
+    assert "lr 0.0003 (recipe: 0.0001)" in mark_schedule_overrides(old_export, "rafsr")["recipe sources"]["optimizer"]

@@ -26,10 +26,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import hub_models  # noqa: E402
 from hub_models.registry import CHECKPOINT_DIR  # noqa: E402
 from train.data import list_images  # noqa: E402
-from train.train import add_warm_start_history  # noqa: E402
+from train.recipes import RECIPES, get_recipe  # noqa: E402
+from train.train import add_warm_start_history, note_schedule_override  # noqa: E402
 from train.evaluate import evaluate_model, load_hr, main as evaluate_main, rewrite_card  # noqa: E402
 
 FP16_TOLERANCE_DB = 0.01
+
+
+def mark_schedule_overrides(training: dict, architecture: str) -> dict:
+    """Runs exported before train.py marked --lr/--lr-halve-every as ours: compare the
+    record's schedule with the recipe's and say so in the recipe sources (in place)."""
+    used, sources = training.get("recipe") or {}, training.get("recipe sources")
+    if architecture not in RECIPES or not isinstance(sources, dict) or "on the command line" in str(sources.get("optimizer")):
+        return training
+    recipe = get_recipe(architecture)
+    note_schedule_override(recipe, used.get("lr"), used.get("lr_halve_every"))
+    if "on the command line" in recipe.source.get("optimizer", ""):
+        sources["optimizer"] = recipe.source["optimizer"]
+    return training
+
 
 
 def fp16_rounded(model):
@@ -64,7 +79,16 @@ def main(argv=None) -> int:
     half = evaluate_model(fp16_rounded(model), hr, scales[-1], with_bicubic=False)["model"]["psnr_y"]
     delta = half - base
     use_fp16 = abs(delta) < FP16_TOLERANCE_DB
+    target = CHECKPOINT_DIR / args.name
+    previous = json.loads((target / "training.json").read_text()) if (target / "training.json").is_file() else {}
+    same_run = all(previous.get(k) == training.get(k) for k in ("warm start", "steps", "wall time", "data"))
+    if same_run and "_stages" in previous and "_stages" not in training:
+        # the same run shipped again: its warm start may now resolve to the folder being
+        # replaced, so keep the history computed when it was first shipped
+        for key in ("_stages", "earlier training", "total training"):
+            training[key] = previous[key]
     add_warm_start_history(training)  # runs exported before the history was recorded
+    mark_schedule_overrides(training, model.architecture)
     if args.status:
         training = {"status": args.status, **training}
     training["storage"] = (
@@ -73,7 +97,6 @@ def main(argv=None) -> int:
     )
     print(training["storage"])
 
-    target = CHECKPOINT_DIR / args.name
     target.mkdir(parents=True, exist_ok=True)
     if not args.skip_eval:  # new weights: old results no longer describe them
         (target / "eval_results.json").unlink(missing_ok=True)

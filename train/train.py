@@ -130,6 +130,32 @@ def degrade(hr: torch.Tensor, scales: list[int], kind: str, seed: int, pre_upsam
     return lr, None
 
 
+def note_schedule_override(recipe, lr: float | None, halve_every: int | None) -> None:
+    """Apply --lr / --lr-halve-every and mark them as ours in the recipe's sources (the card
+    must not call an overridden learning rate the paper's)."""
+    changes = []
+    if lr and lr != recipe.lr:
+        changes.append(f"lr {lr:g} (recipe: {recipe.lr:g})")
+        recipe.lr = lr
+    if halve_every is not None and halve_every != recipe.lr_halve_every:
+        changes.append(f"halved every {halve_every} steps (recipe: {recipe.lr_halve_every or 'constant'})")
+        recipe.lr_halve_every = halve_every
+    if changes:
+        recipe.source["optimizer"] = (f"ours, on the command line: {', '.join(changes)}; "
+                                      + recipe.source.get("optimizer", ""))
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else the machine type: for the card."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """True when the CPU has bf16 arithmetic instructions (AVX512-BF16 or AMX-BF16).
 
@@ -367,11 +393,9 @@ def main(argv=None) -> int:
 
     recipe = get_recipe(args.model)
     recipe.batch_size = args.batch_size or recipe.batch_size
-    recipe.lr = args.lr or recipe.lr
-    if args.lr_halve_every is not None:
-        if args.lr_halve_every < 0:
-            raise SystemExit("--lr-halve-every must be >= 0")
-        recipe.lr_halve_every = args.lr_halve_every
+    if args.lr_halve_every is not None and args.lr_halve_every < 0:
+        raise SystemExit("--lr-halve-every must be >= 0")
+    note_schedule_override(recipe, args.lr, args.lr_halve_every)
     recipe.scales = args.scale or recipe.scales
     recipe.hr_size = args.hr_size or recipe.hr_size
     cls = hub_models.get_class(recipe.model)
@@ -650,7 +674,8 @@ def training_record(context: RunContext, history: dict) -> dict:
     recipe, args, blur_info, accelerator, trainer = (context.recipe, context.args, context.blur_info,
                                                      context.accelerator, context.trainer)
     device = accelerator.device
-    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                else f"CPU ({cpu_model_name()}, {torch.get_num_threads()} threads)")
     data = f"{args.data} ({args.train_list or 'all images'}); {blur_info.get('rule')} ({blur_info.get('kept', '?')} of {blur_info.get('of', '?')} kept)"
     if blur_info.get("unreadable"):
         data += f"; {blur_info['unreadable']} unreadable image(s) skipped"

@@ -461,7 +461,7 @@ def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):
     (data / "val.txt").write_text("\n".join(names[4:]) + "\n")
     runs, out = tmp_path / "runs", tmp_path / "out"
     env = {**os.environ, "TINY": "1", "JOBS": "srcnn-x4 rafsr-x8", "DATA": str(data), "RUNS": str(runs),
-           "OUT": str(out), "OMP_NUM_THREADS": "1"}
+           "OUT": str(out), "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
     script = Path(__file__).resolve().parent.parent / "train" / "device_train.sh"
     done = subprocess.run(["bash", str(script), "1"], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -20,6 +20,7 @@ MINUTES=${1:-9}
 RUNS=${RUNS:-runs}
 OUT=${OUT:-$RUNS/device_out}
 DATA=${DATA:-data_cache/utkface}
+PY=${PYTHON:-python3}  # the device image's python3 holds torch
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 cd "$(dirname "$0")/.."
 
@@ -35,9 +36,9 @@ rafsr-x8|rafsr|8|checkpoints/rafsr-x8|--workers 2 --lr 2e-4 --lr-halve-every 200
 WANT=${JOBS:-$(echo "$ALL_JOBS" | cut -d'|' -f1 | xargs)}
 mkdir -p "$OUT" "$RUNS"
 if [ -d data_cache/wheels ]; then  # packages the device image lacks (e.g. lpips), carried as wheels
-  python3 -m pip install -q --no-index --no-deps data_cache/wheels/*.whl >"$RUNS/dev-pip.log" 2>&1
+  "$PY" -m pip install -q --no-index --no-deps data_cache/wheels/*.whl >"$RUNS/dev-pip.log" 2>&1
 fi
-{ date; nvidia-smi -L 2>/dev/null || echo "no GPU: $(nproc) CPUs"; python3 -c "import torch; print('torch', torch.__version__)"; } \
+{ date; nvidia-smi -L 2>/dev/null || echo "no GPU: $(nproc) CPUs"; "$PY" -c "import torch; print('torch', torch.__version__)"; } \
   >"$RUNS/dev-summary.txt" 2>&1
 
 pids=()
@@ -55,7 +56,7 @@ while IFS='|' read -r name model scale init extra; do
     args+=(--init-from "$init")
   fi
   # shellcheck disable=SC2086  # $extra holds several arguments; later ones win (tiny last)
-  python3 train/train.py "${args[@]}" $extra "${tiny[@]}" >"$RUNS/dev-$name.log" 2>&1 &
+  "$PY" train/train.py "${args[@]}" $extra "${tiny[@]}" >"$RUNS/dev-$name.log" 2>&1 &
   pids+=($!)
   names+=("$name")
 done <<<"$ALL_JOBS"

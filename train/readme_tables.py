@@ -36,7 +36,7 @@ def shipped_table(checkpoint_dir: Path = CHECKPOINT_DIR) -> str:
     """One row per (checkpoint, dataset, scale) from the checkpoints' eval_results.json."""
     lines = [
         "| checkpoint | data | scale | images | PSNR-Y | SSIM-Y | LPIPS | bicubic PSNR-Y | bicubic SSIM-Y | bicubic LPIPS "
-        "| gain (dB) | training |",
+        "| gain (dB) | training (all stages) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     commands = []
@@ -45,7 +45,7 @@ def shipped_table(checkpoint_dir: Path = CHECKPOINT_DIR) -> str:
         results_file = folder / "eval_results.json"
         training_file = folder / "training.json"
         training = json.loads(training_file.read_text()) if training_file.is_file() else {}
-        trained = f"{training.get('steps', '?')} steps, {training.get('wall time', '?')}"
+        trained = training.get("total training") or f"{training.get('steps', '?')} steps, {training.get('wall time', '?')}"
         if not results_file.is_file():
             lines.append(f"| `{name}` | (not evaluated) | | | | | | | | | | {trained} |")
             continue

@@ -35,7 +35,6 @@ with ``sr.clamp(0, 1)`` first.  This module must not import the model code.
 """
 from __future__ import annotations
 
-import math
 import threading
 import warnings
 from dataclasses import dataclass

@@ -425,7 +425,7 @@ def test_vgg16_weights_are_the_imagenet_ones(vgg_state, shared_dir):
     ("avx512f amx_tile amx_bf16", True),
 ])
 def test_bf16_default_only_where_the_cpu_computes_it(flags, native):
-    from train.train import cpu_has_native_bf16
+    from train.hardware import cpu_has_native_bf16
 
     assert cpu_has_native_bf16(f"processor : 0\nflags : {flags}\n") is native
 
@@ -445,6 +445,10 @@ def test_warm_start_history_accounts_for_every_stage(tmp_path):
     assert len(record["earlier training"]) == 2 and "lr 0.0003" in record["earlier training"][1]
     assert "_stages" not in hub_models.card.training_section(record)
     assert add_warm_start_history({"steps": 5, "warm start": "none"}).get("earlier training") is None
+    # stages resolved at the run's start win over what the folder holds by export time
+    resolved_early = add_warm_start_history({"steps": 100, "wall time": "0.10 h", "warm start": str(second)},
+                                            [{"steps": 7, "wall time": "0.01 h"}])
+    assert resolved_early["total training"] == "107 steps, 0.11 h"
 
 
 def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import queue
 import subprocess
 import sys
@@ -154,17 +153,10 @@ def environment() -> str:
 
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    flags = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        model_name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
-        cpu_flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
-        has = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in cpu_flags]
-        flags = f"{model_name}; {', '.join(has) or 'no AVX2'}"
-    except OSError:
-        flags = platform.processor()
-    from train.train import cpu_has_native_bf16
+    from train.hardware import cpu_flags, cpu_has_native_bf16, cpu_model_name
 
+    has = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in cpu_flags()]
+    flags = f"{cpu_model_name()}; {', '.join(has) or 'no AVX2'}"
     return (f"CPU {flags}; {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}; "
             f"native bf16 (AVX512-BF16/AMX): {cpu_has_native_bf16()}; torch {torch.__version__}")
 

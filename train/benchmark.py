@@ -60,7 +60,6 @@ import ctypes
 import json
 import math
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -79,6 +78,7 @@ from hub_models.base import INFERENCE_MODES_FILE, normalize_inference_mode  # no
 from hub_models.degradations import bicubic_degrade, mod_crop  # noqa: E402
 from train.data import IMAGE_SUFFIXES, list_images  # noqa: E402
 from train.evaluate import evaluate_model, load_hr  # noqa: E402
+from train.hardware import cpu_model_name  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FACESR_SHARED", REPO.parent / "shared"))
@@ -1106,16 +1106,6 @@ def write_modes_file(path: Path, results: list[dict], device_type: str, env: dic
 # ---------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _load() -> str:
     try:
         return "/".join(f"{v:.2f}" for v in os.getloadavg())
@@ -1201,7 +1191,7 @@ def main(argv=None) -> int:
         "command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "quick": args.quick,
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "device_desc": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else f"CPU {_cpu_name()} ({os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()})"),
+                        else f"CPU {cpu_model_name()} ({os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()})"),
         "load_start": _load(), "out_size": args.size, "b16": 16, "scaling_sizes": args.scaling_sizes,
         "protocol": args.protocol,
         "protocol_desc": {"dic": "Y rounded, 8 px border crop, 7x7 uniform SSIM",

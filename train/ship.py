@@ -46,7 +46,6 @@ def mark_schedule_overrides(training: dict, architecture: str) -> dict:
     return training
 
 
-
 def fp16_rounded(model):
     """A copy whose floating weights went through fp16 and back (what a fp16 file loads as)."""
     clone = copy.deepcopy(model)
@@ -79,15 +78,7 @@ def main(argv=None) -> int:
     half = evaluate_model(fp16_rounded(model), hr, scales[-1], with_bicubic=False)["model"]["psnr_y"]
     delta = half - base
     use_fp16 = abs(delta) < FP16_TOLERANCE_DB
-    target = CHECKPOINT_DIR / args.name
-    previous = json.loads((target / "training.json").read_text()) if (target / "training.json").is_file() else {}
-    same_run = all(previous.get(k) == training.get(k) for k in ("warm start", "steps", "wall time", "data"))
-    if same_run and "_stages" in previous and "_stages" not in training:
-        # the same run shipped again: its warm start may now resolve to the folder being
-        # replaced, so keep the history computed when it was first shipped
-        for key in ("_stages", "earlier training", "total training"):
-            training[key] = previous[key]
-    add_warm_start_history(training)  # runs exported before the history was recorded
+    add_warm_start_history(training)  # runs exported before train.py recorded the history
     mark_schedule_overrides(training, model.architecture)
     if args.status:
         training = {"status": args.status, **training}
@@ -97,6 +88,7 @@ def main(argv=None) -> int:
     )
     print(training["storage"])
 
+    target = CHECKPOINT_DIR / args.name
     target.mkdir(parents=True, exist_ok=True)
     if not args.skip_eval:  # new weights: old results no longer describe them
         (target / "eval_results.json").unlink(missing_ok=True)

@@ -25,7 +25,6 @@ import copy
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `accelerate l
 
 import hub_models  # noqa: E402
 from hub_models.degradations import imresize  # noqa: E402
+from train.hardware import cpu_has_native_bf16, cpu_model_name  # noqa: E402
 from train.data import FaceCrops, StepSampler, drop_blurriest, hr_to_float, list_images  # noqa: E402
 from train.losses import FEATURE_TERMS, Criterion  # noqa: E402
 from train.recipes import RECIPES, get_recipe  # noqa: E402
@@ -143,32 +143,6 @@ def note_schedule_override(recipe, lr: float | None, halve_every: int | None) ->
     if changes:
         recipe.source["optimizer"] = (f"ours, on the command line: {', '.join(changes)}; "
                                       + recipe.source.get("optimizer", ""))
-
-
-def cpu_model_name() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else the machine type: for the card."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """True when the CPU has bf16 arithmetic instructions (AVX512-BF16 or AMX-BF16).
-
-    `torch.ops.mkldnn._is_mkldnn_bf16_supported()` is not this test: it is also true on
-    AVX512BW CPUs without AVX512-BF16, where oneDNN emulates bf16 (slower than fp32
-    channels_last in training on such a Xeon: bench/train_speed.md)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:  # not Linux: no way to tell, stay on fp32
-            return False
-    flags = set(cpuinfo.split())
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
 def default_precision() -> str:
@@ -577,6 +551,9 @@ class RunContext:
 
     def __init__(self, recipe, args, blur_info, accelerator, trainer):
         self.recipe, self.args, self.blur_info, self.accelerator, self.trainer = recipe, args, blur_info, accelerator, trainer
+        # resolved once, at the start: the folders behind --init-from may be replaced later
+        # (a run warm-started from checkpoints/X is usually shipped back as checkpoints/X)
+        self.warm_stages = warm_start_history(args.init_from)
 
 
 def _center_square(path: Path, size: int):
@@ -654,13 +631,13 @@ def warm_start_history(init_from: str | None, _depth: int = 0) -> list[dict]:
     return list(earlier) + [stage]
 
 
-def add_warm_start_history(record: dict) -> dict:
-    """Add the stages behind record["warm start"] and the totals (in place; returns it)."""
-    if "_stages" in record:
-        return record
-    stages = warm_start_history(record.get("warm start"))
+def add_warm_start_history(record: dict, stages: list[dict] | None = None) -> dict:
+    """Record the stages behind record["warm start"] (`stages`, else resolved now, unless the
+    record has them) as `_stages`, plus the card's lines and totals (in place; returns it)."""
+    if "_stages" not in record:
+        record["_stages"] = stages if stages is not None else warm_start_history(record.get("warm start"))
+    stages = record["_stages"]  # machine-readable; the card shows the lines below
     if stages:
-        record["_stages"] = stages  # machine-readable; the card shows the lines below
         record["earlier training"] = [
             f"{st.get('steps')} steps, {st.get('wall time')}, lr {st.get('lr')}"
             f"{' halved every ' + str(st['lr_halve_every']) + ' steps' if st.get('lr_halve_every') else ''}"
@@ -702,7 +679,7 @@ def training_record(context: RunContext, history: dict) -> dict:
         "best validation": history.get("best_val", "n/a"),
         "final validation": history.get("last_val", "n/a"),
     }
-    add_warm_start_history(record)
+    add_warm_start_history(record, context.warm_stages)
     if recipe.gan:
         record["discriminator"] = {"class": type(trainer.disc_net).__name__, "config": trainer.disc_kwargs,
                                    "adversarial": recipe.gan.adversarial, "lr": recipe.gan.lr, "betas": recipe.gan.betas}

@@ -198,3 +198,21 @@ def test_readme_shipped_table_lists_every_measured_row():
         for row in rows:
             assert f"| `{name}` | {row['dataset']} | x{row['scale']} | {row['num_images']} | {row['model']['psnr_y']:.2f} |" in table
             assert row["command"] in table
+
+
+def test_readme_experiments_table_shows_every_run_with_its_commands(tmp_path):
+    import json
+
+    from train import readme_tables
+
+    row = {"dataset": "HR", "scale": 8, "num_images": 3, "command": "python -m train.evaluate X --data D",
+           "model": {"psnr_y": 25.0, "ssim_y": 0.7, "lpips": 0.4}, "bicubic": {"psnr_y": 23.5}}
+    runs = [{"setting": s, "train_command": f"python train/train.py --{s}", "results": [dict(row, model=dict(row["model"], psnr_y=p))],
+             "best_checkpoint": {"steps": 10, "wall time": "0.1 h"}} for s, p in [("first", 25.0), ("second", 24.0)]]
+    (tmp_path / "ab.json").write_text(json.dumps({"title": "T", "question": "Q?", "hardware": "H", "data": "CelebA-1000", "runs": runs}))
+    table = readme_tables.experiments_table(tmp_path)
+    assert "| first | step 10 (0.1 h) | CelebA-1000 (3) | x8 | 25.00 | 0.7000 | 0.4000 | 23.50 | +1.50 |" in table
+    assert "| second |" in table and "| 24.00 |" in table and "| +0.50 |" in table
+    lines = table.splitlines()
+    assert lines.index("python train/train.py --first") < lines.index("python train/train.py --second")
+    assert readme_tables.experiments_table(tmp_path / "none").startswith("(no experiments")

@@ -438,11 +438,13 @@ def test_warm_start_history_accounts_for_every_stage(tmp_path):
     (first / "training.json").write_text(json.dumps(
         {"steps": 500, "wall time": "0.50 h", "warm start": "none", "recipe": {"lr": 1e-4}}))
     (second / "training.json").write_text(json.dumps(
-        {"steps": 300, "wall time": "0.25 h", "warm start": str(first), "recipe": {"lr": 3e-4}}))
+        {"steps": 300, "wall time": "0.25 h", "warm start": str(first),
+         "recipe": {"lr": 3e-4, "hr_size": 64, "crop_range": [0.57, 0.8]}}))
     record = add_warm_start_history({"steps": 100, "wall time": "0.10 h", "warm start": str(second)})
     assert [st["steps"] for st in record["_stages"]] == [500, 300]
     assert record["total training"] == "900 steps, 0.85 h"
-    assert len(record["earlier training"]) == 2 and "lr 0.0003" in record["earlier training"][1]
+    assert len(record["earlier training"]) == 2 and "lr 0.0003, HR 64 from 0.57-0.8 crops" in record["earlier training"][1]
+    assert "HR" not in record["earlier training"][0]  # older records did not keep their crops
     assert "_stages" not in hub_models.card.training_section(record)
     assert add_warm_start_history({"steps": 5, "warm start": "none"}).get("earlier training") is None
     # stages resolved at the run's start win over what the folder holds by export time
@@ -495,3 +497,25 @@ def test_an_overridden_learning_rate_is_not_called_the_papers():
     assert untouched.source == get_recipe("rafsr").source
     old_export = {"recipe": {"lr": 3e-4, "lr_halve_every": 0}, "recipe sources": {"optimizer": "paper: Adam lr 1e-4"}}
     assert "lr 0.0003 (recipe: 0.0001)" in mark_schedule_overrides(old_export, "rafsr")["recipe sources"]["optimizer"]
+
+
+def test_crop_range_sets_the_face_scale_and_is_called_ours(tmp_path):
+    from train.train import _center_square, set_crop_range
+
+    recipe = get_recipe("rafsr")
+    set_crop_range(recipe, None)
+    assert recipe.crop_range == (0.8, 1.0) and "crop_range" not in recipe.source
+    set_crop_range(recipe, (0.57, 0.8))
+    assert recipe.crop_range == (0.57, 0.8)
+    assert recipe.source["crop_range"].startswith("ours, on the command line: random crops of 0.57-0.8")
+    for bad in [(0.0, 0.5), (0.9, 0.5), (0.5, 1.2)]:
+        with pytest.raises(SystemExit, match="--crop-range"):
+            set_crop_range(get_recipe("rafsr"), bad)
+    # validation crops: the centre `fraction` of the image, resized
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[25:75, 25:75] = 255  # white centre square covering half the side
+    cv2.imwrite(str(tmp_path / "square.png"), image)
+    whole = _center_square(tmp_path / "square.png", 20)
+    half = _center_square(tmp_path / "square.png", 20, fraction=0.5)
+    assert whole.shape == half.shape == (3, 20, 20)
+    assert half.min() == 255 and whole[:, 0, 0].max() == 0 and whole[:, 10, 10].min() == 255

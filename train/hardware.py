@@ -38,5 +38,5 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 
     `torch.ops.mkldnn._is_mkldnn_bf16_supported()` is not this test: it is also true on
     AVX512BW CPUs without AVX512-BF16, where oneDNN emulates bf16 (slower than fp32
-    channels_last in training on such a Xeon: bench/train_speed.md)."""
+    channels_last in training on such a Xeon: bench/train_speed_xeon.md)."""
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags(cpuinfo))

@@ -10,7 +10,10 @@ No number in these tables is typed by hand: each block between `<!-- BEGIN name 
 - `shipped`: every shipped checkpoint's `eval_results.json` (written by `train.evaluate
   --update-card`, the evaluation command, which each row names) and `training.json`,
 - `speed`, `quality`: `bench/speed.md` and `bench/quality.md` (written by `train.benchmark`),
-- `train_speed`: `bench/train_speed.md` (written by `train/bench_train.py`).
+- `train_speed`, `train_speed_xeon`: `bench/train_speed.md` (written by `train/bench_train.py`) and
+  the same table measured earlier on a machine without native bf16,
+- `experiments`: `bench/experiments/*.json`, training A/B tests: each run's training command
+  and the rows `train.evaluate --json` wrote for its best checkpoint.
 """
 
 from __future__ import annotations
@@ -63,11 +66,34 @@ def shipped_table(checkpoint_dir: Path = CHECKPOINT_DIR) -> str:
     return "\n".join(lines)
 
 
-def bench_file(name: str) -> str:
+def bench_file(name: str, command: str = "python -m train.benchmark") -> str:
     path = BENCH / name
     if not path.is_file():
-        return f"(`bench/{name}` not generated yet: run `python -m train.benchmark`)"
+        return f"(`bench/{name}` not generated yet: run `{command}`)"
     return path.read_text().strip()
+
+
+def experiments_table(folder: Path = BENCH / "experiments") -> str:
+    """One section per A/B experiment: its question, then one row per run (setting, CelebA figures)."""
+    parts = []
+    for path in sorted(folder.glob("*.json")):
+        exp = json.loads(path.read_text())
+        lines = [f"**{exp['title']}** (`bench/experiments/{path.name}`). {exp['question']} Hardware: {exp['hardware']}.",
+                 "", "| setting | best checkpoint | data | scale | PSNR-Y | SSIM-Y | LPIPS | bicubic PSNR-Y | gain (dB) |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        commands = []
+        for run in exp["runs"]:
+            best = run["best_checkpoint"]
+            for row in run["results"]:
+                m, b = row["model"], row["bicubic"]
+                lines.append(f"| {run['setting']} | step {best['steps']} ({best['wall time']}) | {exp.get('data', row['dataset'])} "
+                             f"({row['num_images']}) | x{row['scale']} | {m['psnr_y']:.2f} | {m['ssim_y']:.4f} | "
+                             f"{m['lpips']:.4f} | {b['psnr_y']:.2f} | {m['psnr_y'] - b['psnr_y']:+.2f} |")
+                commands.append(row["command"])
+            commands.insert(len(commands) - len(run["results"]), run["train_command"])
+        lines += ["", "```bash", *commands, "```"]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) if parts else "(no experiments recorded in `bench/experiments/`)"
 
 
 BLOCKS = {
@@ -75,7 +101,9 @@ BLOCKS = {
     "shipped": shipped_table,
     "speed": lambda: bench_file("speed.md"),
     "quality": lambda: bench_file("quality.md"),
-    "train_speed": lambda: bench_file("train_speed.md"),
+    "train_speed": lambda: bench_file("train_speed.md", "python train/bench_train.py --quick"),
+    "train_speed_xeon": lambda: bench_file("train_speed_xeon.md"),
+    "experiments": experiments_table,
 }
 
 

@@ -60,6 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="halve the learning rate every STEPS steps (default: the recipe's; 0 = constant)")
     p.add_argument("--scale", type=int, nargs="+", help="training scale(s) (default: the recipe's)")
     p.add_argument("--hr-size", type=int, help="HR crop size (default: the recipe's)")
+    p.add_argument("--crop-range", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="random square crop covering MIN-MAX of the image's shorter side, resized to --hr-size "
+                        "(default: the recipe's). Face scale: a 200-px UTKFace face matches the CelebA test crops' "
+                        "face size at about 0.45x, so e.g. --hr-size 64 --crop-range 0.57 0.8")
     p.add_argument("--model-kwargs", default="{}", help="JSON dict of model config overrides")
     p.add_argument("--loss-weights", default="{}",
                    help='JSON dict overriding the recipe\'s loss weights; 0 drops a term (ablations, smoke runs), '
@@ -372,6 +376,7 @@ def main(argv=None) -> int:
     note_schedule_override(recipe, args.lr, args.lr_halve_every)
     recipe.scales = args.scale or recipe.scales
     recipe.hr_size = args.hr_size or recipe.hr_size
+    set_crop_range(recipe, args.crop_range)
     cls = hub_models.get_class(recipe.model)
     if args.tiny:
         recipe.model_kwargs = dict(cls.test_config)
@@ -430,7 +435,7 @@ def main(argv=None) -> int:
     val = None
     if args.val_list and is_main:
         val_paths = list_images(args.data, args.val_list)[: args.val_count]
-        val_hr = torch.stack([hr_to_float(torch.from_numpy(_center_square(p, recipe.hr_size))) for p in val_paths])
+        val_hr = torch.stack([hr_to_float(torch.from_numpy(_center_square(p, recipe.hr_size, sum(recipe.crop_range) / 2))) for p in val_paths])
         val = validation_inputs(val_hr, recipe)
 
     if is_main:
@@ -556,7 +561,21 @@ class RunContext:
         self.warm_stages = warm_start_history(args.init_from)
 
 
-def _center_square(path: Path, size: int):
+def set_crop_range(recipe, crop_range) -> None:
+    """Apply `--crop-range MIN MAX` (None: keep the recipe's) and mark it as ours in the card."""
+    if crop_range is None:
+        return
+    low, high = crop_range
+    if not 0 < low <= high <= 1:
+        raise SystemExit(f"--crop-range needs 0 < MIN <= MAX <= 1, got {low:g} {high:g}")
+    recipe.crop_range = (low, high)
+    recipe.source["crop_range"] = (f"ours, on the command line: random crops of {low:g}-{high:g} of the shorter side "
+                                   f"(recipe: {get_recipe(recipe.model).crop_range[0]:g}-{get_recipe(recipe.model).crop_range[1]:g})")
+
+
+def _center_square(path: Path, size: int, fraction: float = 1.0):
+    """The centre square covering `fraction` of the shorter side, resized to `size` (validation crops
+    at the middle of the training crops' range, so validation sees the training face scale)."""
     import cv2
 
     from train.data import read_rgb
@@ -565,7 +584,7 @@ def _center_square(path: Path, size: int):
     if image is None:
         raise FileNotFoundError(f"validation image {path} is unreadable")
     h, w = image.shape[:2]
-    side = min(h, w)
+    side = max(1, int(round(min(h, w) * fraction)))
     top, left = (h - side) // 2, (w - side) // 2
     image = image[top : top + side, left : left + side]
     image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA) if side != size else image
@@ -627,8 +646,17 @@ def warm_start_history(init_from: str | None, _depth: int = 0) -> list[dict]:
     earlier = prev["_stages"] if "_stages" in prev else warm_start_history(prev.get("warm start"), _depth + 1)
     stage = {"from": init_from, "steps": prev.get("steps"), "wall time": prev.get("wall time", "unknown"),
              "hardware": prev.get("hardware"), "lr": (prev.get("recipe") or {}).get("lr"),
-             "lr_halve_every": (prev.get("recipe") or {}).get("lr_halve_every", 0)}
+             "lr_halve_every": (prev.get("recipe") or {}).get("lr_halve_every", 0),
+             "hr_size": (prev.get("recipe") or {}).get("hr_size"), "crop_range": (prev.get("recipe") or {}).get("crop_range")}
     return list(earlier) + [stage]
+
+
+def _crops(stage: dict) -> str:
+    """", HR 64 from 0.57-0.8 crops" for stages that recorded their crops (older ones did not)."""
+    if not stage.get("hr_size"):
+        return ""
+    low, high = stage.get("crop_range") or ("?", "?")
+    return f", HR {stage['hr_size']} from {low:g}-{high:g} crops" if stage.get("crop_range") else f", HR {stage['hr_size']}"
 
 
 def add_warm_start_history(record: dict, stages: list[dict] | None = None) -> dict:
@@ -641,7 +669,7 @@ def add_warm_start_history(record: dict, stages: list[dict] | None = None) -> di
         record["earlier training"] = [
             f"{st.get('steps')} steps, {st.get('wall time')}, lr {st.get('lr')}"
             f"{' halved every ' + str(st['lr_halve_every']) + ' steps' if st.get('lr_halve_every') else ''}"
-            f", {st.get('hardware')}" for st in stages]
+            f"{_crops(st)}, {st.get('hardware')}" for st in stages]
         record["total training"] = (f"{sum(st.get('steps') or 0 for st in stages) + (record.get('steps') or 0)} steps, "
                                     f"{sum(_hours(st.get('wall time')) for st in stages) + _hours(record.get('wall time')):.2f} h")
     return record
@@ -667,13 +695,15 @@ def training_record(context: RunContext, history: dict) -> dict:
         "hardware": f"{accelerator.num_processes} x {hardware}",
         "precision": precision_name(accelerator.mixed_precision) + (", channels_last" if args.channels_last else ""),
         "recipe": {"losses": recipe.losses, "lr": recipe.lr, "betas": recipe.betas, "scales": recipe.scales,
-                   "degradation": recipe.degradation, "lr_halve_every": recipe.lr_halve_every},
+                   "degradation": recipe.degradation, "lr_halve_every": recipe.lr_halve_every,
+                   "hr_size": recipe.hr_size, "crop_range": list(recipe.crop_range)},
         "recipe sources": recipe.source,
         "perceptual network": trainer.features.description if trainer.features is not None else "none",
         "warm start": args.init_from or "none",
         "weights": (f"exponential moving average, decay {args.ema} (warm-up min(decay, (1+t)/(10+t)))"
                     if trainer.ema is not None else "the trained weights (no EMA)"),
-        "validation": (f"first {args.val_count} of {args.val_list}, centre squares {recipe.hr_size}px, "
+        "validation": (f"first {args.val_count} of {args.val_list}, centre squares ({sum(recipe.crop_range) / 2:.2f} of the "
+                       f"shorter side) resized to {recipe.hr_size}px, "
                        f"{recipe.degradation} degradation; best checkpoint by "
                        f"{'LPIPS' if recipe.gan else 'PSNR-Y'}") if args.val_list else "none",
         "best validation": history.get("best_val", "n/a"),

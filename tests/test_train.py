@@ -16,6 +16,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -152,6 +153,35 @@ def test_stop_and_resume_is_bit_identical(image_dir, tmp_path, shallow_vgg, monk
     assert all(torch.equal(disc_a[k], disc_b[k]) for k in disc_a)
     # the EMA export differs from the raw weights (it really is an average)
     assert any(not torch.equal(a[k], state_a[k]) for k in a if k in state_a)
+
+
+def test_sigterm_to_every_process_of_a_run_stops_it_cleanly(image_dir, tmp_path):
+    """`pkill -f train.py` signals the data workers too: they ignore it, the main process
+    saves its state and exits 0 (a worker killed first used to crash the run)."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(Path(train_script.__file__)), *_args("srcnn", image_dir, out, 1_000_000),
+           "--workers", "1", "--save-every", "1000000", "--val-every", "1000000"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    log_file = tmp_path / "stdout.txt"
+    with open(log_file, "w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    train_log = out / "train_log.jsonl"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:  # a few logged steps: the worker is up
+            if train_log.is_file() and len(train_log.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, log_file.read_text()[-3000:]
+        os.killpg(proc.pid, signal.SIGTERM)  # the whole process group, as pkill -f would
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    rest = log_file.read_text()
+    assert proc.returncode == 0, rest[-3000:]
+    assert "stopped by SIGTERM" in rest
+    assert json.loads((out / "state" / "train_state.json").read_text())["step"] >= 3
 
 
 # -- overfitting -------------------------------------------------------------------------------

@@ -431,7 +431,8 @@ def main(argv=None) -> int:
     sampler = StepSampler(len(dataset), recipe.batch_size, args.seed, start_step,
                           accelerator.process_index, accelerator.num_processes)
     loader = torch.utils.data.DataLoader(dataset, batch_size=recipe.batch_size, sampler=sampler,
-                                         num_workers=args.workers, persistent_workers=args.workers > 0)
+                                         num_workers=args.workers, persistent_workers=args.workers > 0,
+                                         worker_init_fn=_ignore_stop_signals if args.workers > 0 else None)
     val = None
     if args.val_list and is_main:
         val_paths = list_images(args.data, args.val_list)[: args.val_count]
@@ -559,6 +560,13 @@ class RunContext:
         # resolved once, at the start: the folders behind --init-from may be replaced later
         # (a run warm-started from checkpoints/X is usually shipped back as checkpoints/X)
         self.warm_stages = warm_start_history(args.init_from)
+
+
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Data workers leave SIGTERM/SIGINT to the main process, which saves and stops cleanly
+    (`pkill -f train.py` reaches the workers too; a worker killed first crashed the run)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def set_crop_range(recipe, crop_range) -> None:

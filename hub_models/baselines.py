@@ -80,6 +80,7 @@ class VDSR(SRModel):
       (`scale` in the config), since the face benchmarks are x4 and x8.
     - paper: SGD lr 0.1 with gradient clipping; we: Adam 1e-4 (train/recipes.py).
     - paper: Y channel; we: RGB.
+    - paper: He initialisation; we: the same (kaiming normal, zero biases).
     """
 
     pre_upsampled = True
@@ -101,6 +102,12 @@ class VDSR(SRModel):
             layers += [conv(channels, channels), nn.ReLU(inplace=True)]
         layers.append(conv(channels, 3))
         self.body = nn.Sequential(*layers)
+        # paper: He et al.'s initialisation; PyTorch's default (uniform, gain 1/sqrt(3)) shrinks
+        # the signal through 20 plain ReLU layers until the residual and its gradients vanish
+        for module in self.body:
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)

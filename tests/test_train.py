@@ -55,6 +55,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """accelerate keeps one process-wide AcceleratorState: an in-process run that picked bf16
+    (the default on CPUs with native bf16) must not leak into the next test's Accelerator."""
+    from accelerate.state import AcceleratorState
+
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 #: configs for classes without a tiny test_config
 TINY = {"vdsr": {"num_layers": 4, "channels": 8}}
 
@@ -294,10 +304,17 @@ def test_corrupt_image_skipped_counted_and_card(image_dir, tmp_path, recwarn):
     assert model.architecture == "srcnn"
     assert {k: v for k, v in model.config_dict().items() if k in hub_models.SRCNN.test_config} == hub_models.SRCNN.test_config
     card = (out / "last" / "README.md").read_text()
-    for needle in ("steps", "hardware", "precision", record["hardware"], "fp32", "perceptual network"):
+    from train.hardware import cpu_has_native_bf16
+
+    default_precision = "bf16" if cpu_has_native_bf16() else "fp32"  # the default follows the CPU
+    for needle in ("steps", "hardware", "precision", record["hardware"], default_precision, "perceptual network"):
         assert needle in card, needle
-    assert record["steps"] == 3 and record["precision"].startswith("fp32")
+    assert record["steps"] == 3 and record["precision"].startswith(default_precision)
     assert (out / "best" / "model.safetensors").is_file() and "psnr_y" in record["final validation"]
+    # the bicubic reference on the same validation crops, for reading the figures
+    bicubic = record["bicubic on validation"]
+    assert set(bicubic) == set(record["final validation"]) - {"step"}
+    assert bicubic["psnr_y"] != record["final validation"]["psnr_y"] and "bicubic on validation" in card
     sr = model.upscale(torch.rand(1, 3, 8, 8))
     assert sr.shape == (1, 3, 32, 32)
 

@@ -438,6 +438,9 @@ def main(argv=None) -> int:
         val_paths = list_images(args.data, args.val_list)[: args.val_count]
         val_hr = torch.stack([hr_to_float(torch.from_numpy(_center_square(p, recipe.hr_size, sum(recipe.crop_range) / 2))) for p in val_paths])
         val = validation_inputs(val_hr, recipe)
+        # the reference the validation figures are read against (the log's val lines, the card)
+        history["val_bicubic"] = validate(hub_models.get_class("bicubic")(scale=val[2]), *val)
+        accelerator.print("validation bicubic: " + ", ".join(f"{k} {v:.4f}" for k, v in history["val_bicubic"].items()))
 
     if is_main:
         output.mkdir(parents=True, exist_ok=True)
@@ -715,6 +718,7 @@ def training_record(context: RunContext, history: dict) -> dict:
                        f"{recipe.degradation} degradation; best checkpoint by "
                        f"{'LPIPS' if recipe.gan else 'PSNR-Y'}") if args.val_list else "none",
         "best validation": history.get("best_val", "n/a"),
+        "bicubic on validation": history.get("val_bicubic", "n/a"),
         "final validation": history.get("last_val", "n/a"),
     }
     add_warm_start_history(record, context.warm_stages)

@@ -30,9 +30,9 @@ cd "$(dirname "$0")/.."
 FACE="--hr-size 64 --crop-range 0.57 0.8"
 ALL_JOBS="
 agrnet-x8|agrnet|8|-|--workers 4
-vdsr-x4|vdsr|4|-|--workers 2 $FACE
-rdan-x4|rdan|4|checkpoints/warm-start/rdan-x4|--workers 2 $FACE
-srcnn-x4|srcnn|4|checkpoints/warm-start/srcnn-x4|--workers 2 --lr 1e-3 $FACE
+vdsr-x4|vdsr|4|checkpoints/vdsr-x4|--workers 2 $FACE
+rdan-x4|rdan|4|checkpoints/rdan-x4|--workers 2 $FACE
+srcnn-x4|srcnn|4|checkpoints/srcnn-x4|--workers 2 --lr 1e-3 $FACE
 rafsr-x4|rafsr|4|checkpoints/rafsr-x4|--workers 2 --lr 2e-4 --lr-halve-every 20000 $FACE
 rafsr-x8|rafsr|8|checkpoints/rafsr-x8|--workers 2 --lr 2e-4 --lr-halve-every 20000 $FACE
 "

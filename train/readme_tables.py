@@ -84,13 +84,13 @@ def experiments_table(folder: Path = BENCH / "experiments") -> str:
         commands = []
         for run in exp["runs"]:
             best = run["best_checkpoint"]
+            commands.append(run["train_command"])
             for row in run["results"]:
                 m, b = row["model"], row["bicubic"]
                 lines.append(f"| {run['setting']} | step {best['steps']} ({best['wall time']}) | {exp.get('data', row['dataset'])} "
                              f"({row['num_images']}) | x{row['scale']} | {m['psnr_y']:.2f} | {m['ssim_y']:.4f} | "
                              f"{m['lpips']:.4f} | {b['psnr_y']:.2f} | {m['psnr_y'] - b['psnr_y']:+.2f} |")
                 commands.append(row["command"])
-            commands.insert(len(commands) - len(run["results"]), run["train_command"])
         lines += ["", "```bash", *commands, "```"]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) if parts else "(no experiments recorded in `bench/experiments/`)"

@@ -45,6 +45,11 @@ class Recipe:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def validation_crop(self) -> float:
+        """Validation uses centre crops at the middle of the training crops' range (same face scale)."""
+        return sum(self.crop_range) / 2
+
 
 PAPER = "paper"
 

@@ -436,7 +436,7 @@ def main(argv=None) -> int:
     val = None
     if args.val_list and is_main:
         val_paths = list_images(args.data, args.val_list)[: args.val_count]
-        val_hr = torch.stack([hr_to_float(torch.from_numpy(_center_square(p, recipe.hr_size, sum(recipe.crop_range) / 2))) for p in val_paths])
+        val_hr = torch.stack([hr_to_float(torch.from_numpy(_center_square(p, recipe.hr_size, recipe.validation_crop))) for p in val_paths])
         val = validation_inputs(val_hr, recipe)
         # the reference the validation figures are read against (the log's val lines, the card)
         history["val_bicubic"] = validate(hub_models.get_class("bicubic")(scale=val[2]), *val)
@@ -580,8 +580,9 @@ def set_crop_range(recipe, crop_range) -> None:
     if not 0 < low <= high <= 1:
         raise SystemExit(f"--crop-range needs 0 < MIN <= MAX <= 1, got {low:g} {high:g}")
     recipe.crop_range = (low, high)
+    paper_low, paper_high = get_recipe(recipe.model).crop_range
     recipe.source["crop_range"] = (f"ours, on the command line: random crops of {low:g}-{high:g} of the shorter side "
-                                   f"(recipe: {get_recipe(recipe.model).crop_range[0]:g}-{get_recipe(recipe.model).crop_range[1]:g})")
+                                   f"(recipe: {paper_low:g}-{paper_high:g})")
 
 
 def _center_square(path: Path, size: int, fraction: float = 1.0):
@@ -655,10 +656,10 @@ def warm_start_history(init_from: str | None, _depth: int = 0) -> list[dict]:
     except (OSError, ValueError):
         return [{"from": init_from, "steps": None, "wall time": "unknown"}]
     earlier = prev["_stages"] if "_stages" in prev else warm_start_history(prev.get("warm start"), _depth + 1)
+    used = prev.get("recipe") or {}
     stage = {"from": init_from, "steps": prev.get("steps"), "wall time": prev.get("wall time", "unknown"),
-             "hardware": prev.get("hardware"), "lr": (prev.get("recipe") or {}).get("lr"),
-             "lr_halve_every": (prev.get("recipe") or {}).get("lr_halve_every", 0),
-             "hr_size": (prev.get("recipe") or {}).get("hr_size"), "crop_range": (prev.get("recipe") or {}).get("crop_range")}
+             "hardware": prev.get("hardware"), "lr": used.get("lr"), "lr_halve_every": used.get("lr_halve_every", 0),
+             "hr_size": used.get("hr_size"), "crop_range": used.get("crop_range")}
     return list(earlier) + [stage]
 
 
@@ -666,8 +667,10 @@ def _crops(stage: dict) -> str:
     """", HR 64 from 0.57-0.8 crops" for stages that recorded their crops (older ones did not)."""
     if not stage.get("hr_size"):
         return ""
-    low, high = stage.get("crop_range") or ("?", "?")
-    return f", HR {stage['hr_size']} from {low:g}-{high:g} crops" if stage.get("crop_range") else f", HR {stage['hr_size']}"
+    if not stage.get("crop_range"):
+        return f", HR {stage['hr_size']}"
+    low, high = stage["crop_range"]
+    return f", HR {stage['hr_size']} from {low:g}-{high:g} crops"
 
 
 def add_warm_start_history(record: dict, stages: list[dict] | None = None) -> dict:
@@ -713,7 +716,7 @@ def training_record(context: RunContext, history: dict) -> dict:
         "warm start": args.init_from or "none",
         "weights": (f"exponential moving average, decay {args.ema} (warm-up min(decay, (1+t)/(10+t)))"
                     if trainer.ema is not None else "the trained weights (no EMA)"),
-        "validation": (f"first {args.val_count} of {args.val_list}, centre squares ({sum(recipe.crop_range) / 2:.2f} of the "
+        "validation": (f"first {args.val_count} of {args.val_list}, centre squares ({recipe.validation_crop:.2f} of the "
                        f"shorter side) resized to {recipe.hr_size}px, "
                        f"{recipe.degradation} degradation; best checkpoint by "
                        f"{'LPIPS' if recipe.gan else 'PSNR-Y'}") if args.val_list else "none",

@@ -566,3 +566,39 @@ def test_crop_range_sets_the_face_scale_and_is_called_ours(tmp_path):
     half = _center_square(tmp_path / "square.png", 20, fraction=0.5)
     assert whole.shape == half.shape == (3, 20, 20)
     assert half.min() == 255 and whole[:, 0, 0].max() == 0 and whole[:, 10, 10].min() == 255
+
+
+def test_a_gan_recipe_without_adversarial_terms_is_a_pretraining_stage():
+    """--loss-weights that drop every adversarial term leave no discriminator to train
+    (SRGAN's SRResNet stage); dropping only the feature term keeps the GAN."""
+    from train.train import apply_loss_override
+
+    pre = get_recipe("crlnet")
+    apply_loss_override(pre, {"perceptual_mse": 0, "adversarial": 0, "l1": 1})
+    assert pre.gan is None and pre.losses == {"l1": 1.0}
+    assert pre.source["gan"].startswith("dropped") and "overridden on the command line" in pre.source["losses"]
+    still_gan = get_recipe("crlnet")
+    apply_loss_override(still_gan, {"perceptual_mse": 0})
+    assert still_gan.gan is not None and "adversarial" in still_gan.losses and "gan" not in still_gan.source
+    untouched = get_recipe("agrnet_hr")
+    apply_loss_override(untouched, {})
+    assert untouched.source == get_recipe("agrnet_hr").source and untouched.gan is not None
+
+
+def test_ship_refuses_a_model_below_bicubic(tmp_path, monkeypatch, capsys):
+    """An untrained model is far below bicubic: ship says so, exits 2 and writes no checkpoint
+    (a BatchNorm net trained on 8-px LR crops was below bicubic on the 16-px CelebA inputs)."""
+    from train import ship
+
+    rng = np.random.default_rng(1)
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(faces / f"{i}.png"), cv2.resize(_smooth_face_like(rng), (64, 64)))
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    hub_models.create("rafsr", **hub_models.get_class("rafsr").test_config).save_pretrained(run)
+    monkeypatch.setattr(ship, "CHECKPOINT_DIR", tmp_path / "checkpoints")
+    assert ship.main([str(run), "--name", "untrained", "--celeba", str(faces)]) == 2
+    assert "below bicubic" in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists()

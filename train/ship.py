@@ -66,6 +66,8 @@ def main(argv=None) -> int:
     p.add_argument("--fp16-check", type=int, default=200, help="CelebA faces used for the fp16 check")
     p.add_argument("--skip-eval", action="store_true", help="keep the folder's eval_results.json (same weights re-shipped)")
     p.add_argument("--status", help="a line for the card on the state of these weights (e.g. undertrained, why)")
+    p.add_argument("--allow-below-bicubic", action="store_true",
+                   help="ship even if the model is below bicubic on the first --fp16-check CelebA faces")
     args = p.parse_args(argv)
 
     run = Path(args.run_folder)
@@ -74,7 +76,14 @@ def main(argv=None) -> int:
     scales = args.scale or [s for s in model.supported_scales if s <= 8]
 
     hr = load_hr(list_images(args.celeba)[: args.fp16_check])
-    base = evaluate_model(model, hr, scales[-1], with_bicubic=False)["model"]["psnr_y"]
+    first_check = evaluate_model(model, hr, scales[-1])
+    base, bicubic = first_check["model"]["psnr_y"], first_check["bicubic"]["psnr_y"]
+    if base < bicubic and not args.allow_below_bicubic:
+        # e.g. a BatchNorm net trained on crops much smaller than the benchmark's input
+        print(f"not shipped: {run} gives Y-PSNR {base:.2f} dB on {len(hr)} CelebA faces at x{scales[-1]}, "
+              f"below bicubic ({bicubic:.2f} dB); train on inputs of the benchmark's size, or pass "
+              f"--allow-below-bicubic", file=sys.stderr)
+        return 2
     half = evaluate_model(fp16_rounded(model), hr, scales[-1], with_bicubic=False)["model"]["psnr_y"]
     delta = half - base
     use_fp16 = abs(delta) < FP16_TOLERANCE_DB

@@ -40,8 +40,8 @@ import hub_models  # noqa: E402
 from hub_models.degradations import imresize  # noqa: E402
 from train.hardware import cpu_has_native_bf16, cpu_model_name  # noqa: E402
 from train.data import FaceCrops, StepSampler, drop_blurriest, hr_to_float, list_images  # noqa: E402
-from train.losses import FEATURE_TERMS, Criterion  # noqa: E402
-from train.recipes import RECIPES, get_recipe  # noqa: E402
+from train.losses import FEATURE_TERMS, GAN_TERMS, Criterion  # noqa: E402
+from train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
 
 EXIT_NONFINITE = 3
 
@@ -385,15 +385,7 @@ def main(argv=None) -> int:
         if recipe.gan and cls.discriminator_cls is not None:
             recipe.gan.discriminator_kwargs = dict(cls.discriminator_cls.test_config)
     recipe.model_kwargs.update(json.loads(args.model_kwargs))
-    override = json.loads(args.loss_weights)
-    if override:
-        recipe.source["losses"] = (f"overridden on the command line: {override} (recipe: {dict(recipe.losses)}); "
-                                   + recipe.source.get("losses", ""))
-        for term, weight in override.items():
-            if weight:
-                recipe.losses[term] = float(weight)
-            else:
-                recipe.losses.pop(term, None)
+    apply_loss_override(recipe, json.loads(args.loss_weights))
     output = Path(args.output)
     mixed = args.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION") or default_precision()
     # without cpu=True, accelerate treats processes launched on a machine without CUDA (e.g.
@@ -570,6 +562,24 @@ def _ignore_stop_signals(_worker_id: int) -> None:
     (`pkill -f train.py` reaches the workers too; a worker killed first crashed the run)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def apply_loss_override(recipe: Recipe, override: dict[str, float]) -> None:
+    """--loss-weights: set or (weight 0) drop loss terms, and say so in the recipe's sources.
+    A GAN recipe left without adversarial terms is a pre-training stage (SRGAN pre-trains
+    SRResNet on a pixel loss first): it trains no discriminator and keeps the best PSNR."""
+    if not override:
+        return
+    recipe.source["losses"] = (f"overridden on the command line: {override} (recipe: {dict(recipe.losses)}); "
+                               + recipe.source.get("losses", ""))
+    for term, weight in override.items():
+        if weight:
+            recipe.losses[term] = float(weight)
+        else:
+            recipe.losses.pop(term, None)
+    if recipe.gan and not set(recipe.losses) & GAN_TERMS:
+        recipe.source["gan"] = "dropped: no adversarial term left (pre-training stage, as SRGAN pre-trains SRResNet)"
+        recipe.gan = None
 
 
 def set_crop_range(recipe, crop_range) -> None:

@@ -513,7 +513,7 @@ def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):
     (data / "train.txt").write_text("\n".join(names[:4]) + "\n")
     (data / "val.txt").write_text("\n".join(names[4:]) + "\n")
     runs, out = tmp_path / "runs", tmp_path / "out"
-    env = {**os.environ, "TINY": "1", "JOBS": "srcnn-x4 rafsr-x8", "DATA": str(data), "RUNS": str(runs),
+    env = {**os.environ, "TINY": "1", "JOBS": "srcnn-x4 crlnet-psnr-x8", "DATA": str(data), "RUNS": str(runs),
            "OUT": str(out), "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
     script = Path(__file__).resolve().parent.parent / "train" / "device_train.sh"
     done = subprocess.run(["bash", str(script), "1"], env=env, capture_output=True, text=True, timeout=600)
@@ -525,9 +525,12 @@ def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):
     (tmp_path / "all.tgz").write_bytes(b"".join(p.read_bytes() for p in parts))
     with tarfile.open(tmp_path / "all.tgz") as tar:
         tar.extractall(unpacked, filter="data")
-    for name, arch in (("srcnn-x4", "srcnn"), ("rafsr-x8", "rafsr")):
+    for name, arch in (("srcnn-x4", "srcnn"), ("crlnet-psnr-x8", "crlnet")):
         model = hub_models.load(unpacked / "runs" / f"dev-{name}" / "best")
         assert model.architecture == arch
+    # the L1 stage's loss override reached train.py intact (JSON through the job table)
+    card = (unpacked / "runs" / "dev-crlnet-psnr-x8" / "best" / "README.md").read_text()
+    assert "gan=dropped" in card
 
 
 def test_an_overridden_learning_rate_is_not_called_the_papers():
@@ -602,3 +605,38 @@ def test_ship_refuses_a_model_below_bicubic(tmp_path, monkeypatch, capsys):
     assert ship.main([str(run), "--name", "untrained", "--celeba", str(faces)]) == 2
     assert "below bicubic" in capsys.readouterr().err
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_pack_data_keeps_validation_and_the_sharpest_training_images_within_the_budget(tmp_path):
+    """train.pack_data (the compact copy the device tool carries): byte budget respected,
+    validation kept, training images chosen sharpest first, corrupt files skipped, lists valid."""
+    from train.data import laplacian_variance, list_images
+    from train.pack_data import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    smooth = _smooth_face_like(rng)
+    names = []
+    for i in range(8):  # increasingly blurred copies: face0 sharpest
+        image = smooth if i == 0 else cv2.GaussianBlur(smooth, (0, 0), 0.5 * i)
+        image = np.clip(image.astype(np.int16) + (rng.integers(-20, 20, image.shape) if i == 0 else 0), 0, 255)
+        cv2.imwrite(str(src / f"face{i}.png"), image.astype(np.uint8))
+        names.append(f"face{i}.png")
+    (src / "broken.png").write_bytes(b"not an image")
+    (src / "train.txt").write_text("\n".join(["broken.png"] + names[1:][::-1] + names[:1]) + "\n")
+    (src / "val.txt").write_text("face7.png\n")
+    sizes = {n: (src / n).stat().st_size for n in names}
+    sharpest = sorted(names[:-1], key=lambda n: -laplacian_variance(src / n))
+    budget = sizes["face7.png"] + sum(sizes[n] for n in sharpest[:3]) + 1
+    dst = tmp_path / "dst"
+
+    assert main([str(src), str(dst), "--max-mb", str(budget / 1e6), "--val-count", "1"]) == 0
+    train = [p.name for p in list_images(dst, "train.txt")]
+    assert sorted(train) == sorted(sharpest[:3]) and "face0.png" in train
+    assert [p.name for p in list_images(dst, "val.txt")] == ["face7.png"]
+    assert sum(p.stat().st_size for p in dst.glob("*.png")) <= budget
+    assert "3 sharpest of 9 images" in (dst / "PACKED.txt").read_text()
+    # a non-empty destination or an impossible budget: a clear refusal, nothing written
+    assert main([str(src), str(dst), "--max-mb", "1"]) == 2
+    assert main([str(src), str(tmp_path / "tiny"), "--max-mb", "0.000001", "--val-count", "1"]) == 2

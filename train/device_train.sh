@@ -12,9 +12,10 @@
 #
 # JOBS (env) picks a subset, e.g. JOBS="agrnet-x8 vdsr-x4". TINY=1 runs the tiny test configs
 # without warm starts (seconds on a CPU: how the test suite checks this script).
-# CRLNet, MFFCN and AGRNet-HR need the VGG16 perceptual weights (train/perceptual.py), which
-# do not fit in the 64 MiB the device tool carries beside the data: a second call for them
-# needs a smaller data copy plus $FACESR_CACHE/vgg16_imagenet.safetensors.
+# The GAN stages (crlnet-x4/x8, AGRNet-HR) and MFFCN need the VGG16 perceptual weights
+# (train/perceptual.py), which do not fit in the 64 MiB the device tool carries beside the data:
+# a second call for them needs a smaller data copy plus $FACESR_CACHE/vgg16_imagenet.safetensors.
+# CRLNet's L1 pre-training stage (crlnet-psnr-x*) needs no perceptual network and runs here.
 set -u
 MINUTES=${1:-9}
 RUNS=${RUNS:-runs}
@@ -28,6 +29,9 @@ cd "$(dirname "$0")/.."
 # FACE: crops at the CelebA test faces' size (README, Training: face scale); AGRNet keeps its
 # 128-px crops (its encoder goes 128 -> 16 px, as in the paper).
 FACE="--hr-size 64 --crop-range 0.57 0.8"
+# BatchNorm nets (CRLNet) train on LR inputs of the benchmark's size: 128-px HR (README, Input size)
+FACE128="--hr-size 128 --crop-range 0.57 0.8"
+L1_ONLY='--loss-weights {"perceptual_mse":0,"adversarial":0,"l1":1}'
 ALL_JOBS="
 agrnet-x8|agrnet|8|-|--workers 4
 vdsr-x4|vdsr|4|checkpoints/vdsr-x4|--workers 2 $FACE
@@ -35,6 +39,8 @@ rdan-x4|rdan|4|checkpoints/rdan-x4|--workers 2 $FACE
 srcnn-x4|srcnn|4|checkpoints/srcnn-x4|--workers 2 --lr 1e-3 $FACE
 rafsr-x4|rafsr|4|checkpoints/rafsr-x4|--workers 2 --lr 2e-4 --lr-halve-every 20000 $FACE
 rafsr-x8|rafsr|8|checkpoints/rafsr-x8|--workers 2 --lr 2e-4 --lr-halve-every 20000 $FACE
+crlnet-psnr-x4|crlnet|4|checkpoints/crlnet-psnr-x4|--workers 2 --lr 1e-4 --lr-halve-every 20000 $L1_ONLY $FACE128
+crlnet-psnr-x8|crlnet|8|checkpoints/crlnet-psnr-x8|--workers 2 --lr 1e-4 --lr-halve-every 20000 $L1_ONLY $FACE128
 "
 WANT=${JOBS:-$(echo "$ALL_JOBS" | cut -d'|' -f1 | xargs)}
 mkdir -p "$OUT" "$RUNS"

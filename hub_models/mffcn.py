@@ -118,6 +118,7 @@ class MFFCN(SRModel):
         ("PSNR/SSIM channel not stated", "quoted as given; our evaluation uses the Y channel"),
     ]
     test_config = {"num_layers": 4, "channels": 8}
+    other_scale_configs = [{"scales": [8]}]
 
     def __init__(self, scales: list[int] = [2, 3, 4], num_layers: int = 10, channels: int = 64,
                  act: str = "relu", downsample: bool = False):

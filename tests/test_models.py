@@ -29,6 +29,23 @@ def test_upscale_shape_and_range(name, scale, size):
     assert torch.isfinite(sr).all()
 
 
+OTHER_SCALES = [(name, config) for name in ARCHS for config in MODELS[name].other_scale_configs]
+
+
+@pytest.mark.parametrize("name,config", OTHER_SCALES, ids=[f"{n}-{c}" for n, c in OTHER_SCALES])
+def test_other_scale_configs_in_the_model_table_build_and_upscale(name, config):
+    """Every 'other scales' entry of the README's model table is a config that works."""
+    model = tiny(name, **config).eval()
+    wanted = config.get("scales") or [config["scale"]]
+    assert model.supported_scales == wanted
+    for scale in wanted:
+        assert model.upscale(torch.rand(1, 3, 8, 8), scale=scale).shape == (1, 3, 8 * scale, 8 * scale)
+
+
+def test_every_architecture_lists_another_scale():
+    assert [name for name in ARCHS if not MODELS[name].other_scale_configs] == []
+
+
 @pytest.mark.parametrize("name", ARCHS)
 def test_wrong_scale_and_bad_input_are_refused(name):
     model = tiny(name).eval()

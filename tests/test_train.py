@@ -311,6 +311,7 @@ def test_corrupt_image_skipped_counted_and_card(image_dir, tmp_path, recwarn):
         assert needle in card, needle
     assert record["steps"] == 3 and record["precision"].startswith(default_precision)
     assert (out / "best" / "model.safetensors").is_file() and "psnr_y" in record["final validation"]
+    assert "resized to 128px" in record["validation"]  # tiny crops, validated at the benchmark size
     # the bicubic reference on the same validation crops, for reading the figures
     bicubic = record["bicubic on validation"]
     assert set(bicubic) == set(record["final validation"]) - {"step"}
@@ -640,3 +641,15 @@ def test_pack_data_keeps_validation_and_the_sharpest_training_images_within_the_
     # a non-empty destination or an impossible budget: a clear refusal, nothing written
     assert main([str(src), str(dst), "--max-mb", "1"]) == 2
     assert main([str(src), str(tmp_path / "tiny"), "--max-mb", "0.000001", "--val-count", "1"]) == 2
+
+
+def test_validation_runs_at_the_benchmark_size_unless_told():
+    """Small training crops are validated at CelebA's 128 px (BatchNorm nets trained on 8-px LR
+    looked good at their own size and failed at the benchmark's); larger ones at their own size."""
+    from train.train import BENCHMARK_HR, validation_size
+
+    assert BENCHMARK_HR == 128
+    assert validation_size(None, 64) == 128 and validation_size(None, 256) == 256
+    assert validation_size(48, 64) == 48
+    with pytest.raises(ValueError, match="val-size"):
+        validation_size(4, 64)

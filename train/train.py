@@ -77,6 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--save-every", type=int, default=200, help="save_state every N steps (SIGKILL loses at most N)")
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--val-count", type=int, default=64, help="validation images (first N of --val-list)")
+    p.add_argument("--val-size", type=int,
+                   help=f"validation HR size (default: the larger of --hr-size and {BENCHMARK_HR}, the CelebA test "
+                        "crops': networks trained on small crops are judged at the input size they will be used on)")
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--workers", type=int, default=1, help="data loader worker processes")
     p.add_argument("--threads", type=int, default=0,
@@ -408,12 +411,18 @@ def main(argv=None) -> int:
     start_step = 0
     history: dict = {"best_psnr": -math.inf, "wall_s": 0.0}
     found = find_state(output) if args.resume else None
+    val_size = validation_size(args.val_size, recipe.hr_size)
     if found is not None:
         history = load_training_state(accelerator, trainer, found)
         start_step = history["step"]
         accelerator.print(f"resumed from step {start_step} ({found})")
+        if history.get("val_size", recipe.hr_size) != val_size:  # older states validated at --hr-size
+            accelerator.print(f"validation size changed ({history.get('val_size', recipe.hr_size)} -> {val_size} px): "
+                              "the best checkpoint is chosen afresh")
+            history["best_psnr"], history["best_lpips"] = -math.inf, math.inf
     elif args.resume:
         accelerator.print(f"--resume: no state in {state_dir}, starting from step 0")
+    history["val_size"] = val_size
 
     # -- data ---------------------------------------------------------------------------
     paths = list_images(args.data, args.train_list)
@@ -428,7 +437,7 @@ def main(argv=None) -> int:
     val = None
     if args.val_list and is_main:
         val_paths = list_images(args.data, args.val_list)[: args.val_count]
-        val_hr = torch.stack([hr_to_float(torch.from_numpy(_center_square(p, recipe.hr_size, recipe.validation_crop))) for p in val_paths])
+        val_hr = torch.stack([hr_to_float(torch.from_numpy(_center_square(p, val_size, recipe.validation_crop))) for p in val_paths])
         val = validation_inputs(val_hr, recipe)
         # the reference the validation figures are read against (the log's val lines, the card)
         history["val_bicubic"] = validate(hub_models.get_class("bicubic")(scale=val[2]), *val)
@@ -595,6 +604,20 @@ def set_crop_range(recipe, crop_range) -> None:
                                    f"(recipe: {paper_low:g}-{paper_high:g})")
 
 
+BENCHMARK_HR = 128  # the CelebA-1000 test crops (x8: 16 -> 128, x4: 32 -> 128)
+
+
+def validation_size(val_size: int | None, hr_size: int) -> int:
+    """Validation HR size: --val-size, else at least the benchmark's. Networks with BatchNorm or
+    global pooling trained on small crops can look good on crops of their training size and
+    fail at the benchmark's (README, Training: input size), so the best checkpoint is chosen
+    at the size it will be measured at."""
+    size = val_size or max(hr_size, BENCHMARK_HR)
+    if size < 8:
+        raise ValueError(f"--val-size must be at least 8 px, got {size}")
+    return size
+
+
 def _center_square(path: Path, size: int, fraction: float = 1.0):
     """The centre square covering `fraction` of the shorter side, resized to `size` (validation crops
     at the middle of the training crops' range, so validation sees the training face scale)."""
@@ -727,7 +750,7 @@ def training_record(context: RunContext, history: dict) -> dict:
         "weights": (f"exponential moving average, decay {args.ema} (warm-up min(decay, (1+t)/(10+t)))"
                     if trainer.ema is not None else "the trained weights (no EMA)"),
         "validation": (f"first {args.val_count} of {args.val_list}, centre squares ({recipe.validation_crop:.2f} of the "
-                       f"shorter side) resized to {recipe.hr_size}px, "
+                       f"shorter side) resized to {history.get('val_size', recipe.hr_size)}px, "
                        f"{recipe.degradation} degradation; best checkpoint by "
                        f"{'LPIPS' if recipe.gan else 'PSNR-Y'}") if args.val_list else "none",
         "best validation": history.get("best_val", "n/a"),

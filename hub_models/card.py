@@ -168,9 +168,14 @@ def card_context(model: "SRModel", eval_results: list[dict] | None = None, train
         f"| {said.replace('|', '/')} | {done.replace('|', '/')} |" for said, done in model.decisions
     ]
     num_params = sum(p.numel() for p in model.parameters())
+    summary = " ".join(doc.split())
+    gan_source = ((training or {}).get("recipe sources") or {}).get("gan", "")
+    if isinstance(gan_source, str) and gan_source.startswith("dropped"):
+        summary += (" **This checkpoint is the generator after a pre-training stage without the adversarial"
+                    " term** (no discriminator; recipe sources: gan), not the GAN-trained model.")
     return {
         "title": name or f"{type(model).__name__} (x{'/x'.join(map(str, model.supported_scales))})",
-        "summary": " ".join(doc.split()),
+        "summary": summary,
         "paper_line": paper_line,
         "architecture": model.architecture,
         "class_name": type(model).__name__,

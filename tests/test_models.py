@@ -238,3 +238,13 @@ def test_default_init_passes_gradient_to_the_first_layer(name):
     (out - torch.rand_like(out)).pow(2).mean().backward()
     convs = [p for p in model.parameters() if p.dim() == 4 and p.grad is not None]
     assert convs[0].grad.norm() > 1e-3 * convs[-1].grad.norm()
+
+
+def test_card_of_a_pre_training_stage_says_it_is_not_the_gan():
+    """A GAN generator shipped from its L1 stage (train.py drops the discriminator) must not read
+    as the GAN-trained model: the card's summary says which it is."""
+    model = tiny("crlnet")
+    stage = {"recipe sources": {"gan": "dropped: no adversarial term left (pre-training stage)"}}
+    assert "pre-training stage without the adversarial" in str(model.generate_model_card(training=stage))
+    gan = {"recipe sources": {"gan": "paper: SRGAN discriminator"}}
+    assert "pre-training stage without the adversarial" not in str(model.generate_model_card(training=gan))

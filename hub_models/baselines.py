@@ -10,6 +10,9 @@ from .base import SRModel
 from .blocks import conv
 from .registry import register
 
+# the baselines take any integer scale (they work at HR size); these are the ones listed and tested
+ANY_SCALE_EXAMPLES = [{"scale": 2}, {"scale": 3}, {"scale": 8}]
+
 
 @register("bicubic")
 class Bicubic(SRModel):
@@ -18,7 +21,7 @@ class Bicubic(SRModel):
     It has no weights; it is a class only so that it is selectable wherever a model is.
     """
 
-    other_scale_configs = [{"scale": 2}, {"scale": 3}, {"scale": 8}]
+    other_scale_configs = ANY_SCALE_EXAMPLES
 
     pre_upsampled = True
     paper = {"title": "Cubic convolution interpolation for digital image processing", "authors": "R. Keys", "venue": "IEEE TASSP", "year": 1981}
@@ -54,7 +57,7 @@ class SRCNN(SRModel):
         ("SGD, lr 1e-4 (1e-5 on the last layer)", "Adam 1e-4 (see train/recipes.py)"),
     ]
     test_config = {"channels": [8, 4]}
-    other_scale_configs = [{"scale": 2}, {"scale": 3}, {"scale": 8}]
+    other_scale_configs = ANY_SCALE_EXAMPLES
 
     def __init__(self, scale: int = 4, channels: list[int] = [64, 32], kernel_sizes: list[int] = [9, 1, 5]):
         super().__init__()
@@ -94,7 +97,7 @@ class VDSR(SRModel):
         ("Y channel only", "RGB in and out"),
     ]
     test_config = {"num_layers": 4, "channels": 8}
-    other_scale_configs = [{"scale": 2}, {"scale": 3}, {"scale": 8}]
+    other_scale_configs = ANY_SCALE_EXAMPLES
 
     def __init__(self, scale: int = 4, num_layers: int = 20, channels: int = 64):
         super().__init__()

@@ -1,6 +1,6 @@
 """Copy a training set into a byte budget, for the device tool (which carries 64 MiB in all).
 
-    python -m train.pack_data ../shared/data/utkface data_cache/utkface --max-mb 36
+    python -m train.pack_data ../shared/data/utkface data_cache/utkface --max-mb 32
 
 Keeps the first `--val-count` images of the validation list (training validates on the first 64)
 and then the sharpest training images (variance of the Laplacian, as `--drop-blurry` ranks them)
@@ -51,9 +51,8 @@ def pack(src: Path, dst: Path, max_bytes: int, train_list: str = "train.txt", va
         f"Packed from {src} by `python -m train.pack_data` (no re-encoding): the first {len(val)} of {val_list}, "
         f"then the {len(chosen)} sharpest of {len(train)} images of {train_list} (variance of the Laplacian) "
         f"that fit in {max_bytes / 1e6:.0f} MB.\n")
-    for extra in ("SOURCE.txt",):
-        if (src / extra).is_file():
-            shutil.copy2(src / extra, dst / extra)
+    if (src / "SOURCE.txt").is_file():
+        shutil.copy2(src / "SOURCE.txt", dst / "SOURCE.txt")
     return info
 
 

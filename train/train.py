@@ -416,9 +416,9 @@ def main(argv=None) -> int:
         history = load_training_state(accelerator, trainer, found)
         start_step = history["step"]
         accelerator.print(f"resumed from step {start_step} ({found})")
-        if history.get("val_size", recipe.hr_size) != val_size:  # older states validated at --hr-size
-            accelerator.print(f"validation size changed ({history.get('val_size', recipe.hr_size)} -> {val_size} px): "
-                              "the best checkpoint is chosen afresh")
+        previous = history.get("val_size", recipe.hr_size)  # older states validated at --hr-size
+        if previous != val_size:
+            accelerator.print(f"validation size changed ({previous} -> {val_size} px): the best checkpoint is chosen afresh")
             history["best_psnr"], history["best_lpips"] = -math.inf, math.inf
     elif args.resume:
         accelerator.print(f"--resume: no state in {state_dir}, starting from step 0")

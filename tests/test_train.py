@@ -551,7 +551,8 @@ def test_an_overridden_learning_rate_is_not_called_the_papers():
 
 
 def test_crop_range_sets_the_face_scale_and_is_called_ours(tmp_path):
-    from train.train import _center_square, set_crop_range
+    from train.data import center_square
+    from train.train import set_crop_range
 
     recipe = get_recipe("rafsr")
     set_crop_range(recipe, None)
@@ -566,8 +567,8 @@ def test_crop_range_sets_the_face_scale_and_is_called_ours(tmp_path):
     image = np.zeros((100, 100, 3), np.uint8)
     image[25:75, 25:75] = 255  # white centre square covering half the side
     cv2.imwrite(str(tmp_path / "square.png"), image)
-    whole = _center_square(tmp_path / "square.png", 20)
-    half = _center_square(tmp_path / "square.png", 20, fraction=0.5)
+    whole = center_square(tmp_path / "square.png", 20)
+    half = center_square(tmp_path / "square.png", 20, fraction=0.5)
     assert whole.shape == half.shape == (3, 20, 20)
     assert half.min() == 255 and whole[:, 0, 0].max() == 0 and whole[:, 10, 10].min() == 255
 
@@ -653,3 +654,47 @@ def test_validation_runs_at_the_benchmark_size_unless_told():
     assert validation_size(48, 64) == 48
     with pytest.raises(ValueError, match="val-size"):
         validation_size(4, 64)
+
+
+def test_validation_can_pick_the_sharpest_faces(image_dir, tmp_path):
+    """`--val-pick sharpest` validates on the sharpest centre crops (UTKFace's blur makes its
+    first N a poor stand-in for CelebA); the card says which pick it was."""
+    from train.data import sharpest
+
+    rng = np.random.default_rng(1)
+    flat = np.full((3, 16, 16), 128, np.uint8)
+    noisy = rng.integers(0, 256, (3, 16, 16), dtype=np.uint8)
+    soft = cv2.GaussianBlur(noisy.transpose(1, 2, 0), (5, 5), 2).transpose(2, 0, 1)
+    picked = sharpest([flat, soft, noisy], 2)
+    assert picked[0] is noisy and picked[1] is soft
+
+    # face5 gets sharp noise: the one-image validation must be it, not the list's first
+    cv2.imwrite(str(tmp_path / "face_sharp.png"), rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"face{i}.png"), cv2.imread(str(image_dir / f"face{i}.png")))
+    (tmp_path / "val.txt").write_text("face0.png\nface1.png\nface_sharp.png\n")
+    records = {}
+    for pick in ("first", "sharpest"):
+        out = tmp_path / pick
+        assert train_script.main(_args("srcnn", tmp_path, out, 1, "--val-list", str(tmp_path / "val.txt"),
+                                       "--val-count", "1", "--val-pick", pick, "--drop-blurry", "0")) == 0
+        records[pick] = json.loads((out / "last" / "training.json").read_text())
+        assert records[pick]["validation"].startswith(f"{pick} 1 of ")
+    # noise is far harder for bicubic than a smooth face
+    assert records["sharpest"]["bicubic on validation"]["psnr_y"] < records["first"]["bicubic on validation"]["psnr_y"] - 5
+
+
+def test_sharpness_tool_reports_percentiles_and_refuses_a_missing_folder(tmp_path, capsys):
+    from train.sharpness import main
+
+    rng = np.random.default_rng(2)
+    cv2.imwrite(str(tmp_path / "flat.png"), np.full((40, 40, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "noise.png"), rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    assert main([str(tmp_path), "--size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "2 images" in out and "at 32 px" in out
+    p10 = float(out.split("p10 ")[1].split(",")[0])
+    p90 = float(out.split("p90 ")[1].split()[0])
+    assert p10 < p90 and p90 > 1000  # the flat image scores ~0, the noise thousands
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "not a folder" in capsys.readouterr().err

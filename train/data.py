@@ -52,6 +52,17 @@ def laplacian_variance(path: Path) -> float:
     return float("nan") if image is None else float(cv2.Laplacian(image, cv2.CV_64F).var())
 
 
+def sharpness(image: np.ndarray) -> float:
+    """Variance of the Laplacian of a uint8 (3, H, W) RGB image's grey version (low = blurry)."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image.transpose(1, 2, 0)), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def sharpest(images: list[np.ndarray], count: int) -> list[np.ndarray]:
+    """The `count` sharpest of uint8 (3, H, W) RGB images (`sharpness`), sharpest first."""
+    return sorted(images, key=sharpness, reverse=True)[:count]
+
+
 def drop_blurriest(paths: list[Path], fraction: float, cache_dir: Path | None = None) -> tuple[list[Path], dict]:
     """Drop the `fraction` of images with the lowest variance of the Laplacian, and every
     unreadable file (warned about and counted in the returned info: "unreadable").
@@ -97,6 +108,20 @@ def read_rgb(path: Path) -> np.ndarray | None:
         warnings.warn(f"skipping unreadable image {path}", stacklevel=2)
         return None
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def center_square(path: Path, size: int, fraction: float = 1.0):
+    """The centre square covering `fraction` of the shorter side, resized to `size` (validation crops
+    at the middle of the training crops' range, so validation sees the training face scale)."""
+    image = read_rgb(path)
+    if image is None:
+        raise FileNotFoundError(f"validation image {path} is unreadable")
+    h, w = image.shape[:2]
+    side = max(1, int(round(min(h, w) * fraction)))
+    top, left = (h - side) // 2, (w - side) // 2
+    image = image[top : top + side, left : left + side]
+    image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA) if side != size else image
+    return image.transpose(2, 0, 1).copy()
 
 
 class FaceCrops(Dataset):

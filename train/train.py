@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `accelerate l
 import hub_models  # noqa: E402
 from hub_models.degradations import imresize  # noqa: E402
 from train.hardware import cpu_has_native_bf16, cpu_model_name  # noqa: E402
-from train.data import FaceCrops, StepSampler, drop_blurriest, hr_to_float, list_images  # noqa: E402
+from train.data import FaceCrops, StepSampler, center_square, drop_blurriest, hr_to_float, list_images, sharpest  # noqa: E402
 from train.losses import FEATURE_TERMS, GAN_TERMS, Criterion  # noqa: E402
 from train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
 
@@ -76,7 +76,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--drop-blurry", type=float, default=0.1, help="drop this fraction of blurriest training images")
     p.add_argument("--save-every", type=int, default=200, help="save_state every N steps (SIGKILL loses at most N)")
     p.add_argument("--val-every", type=int, default=500)
-    p.add_argument("--val-count", type=int, default=64, help="validation images (first N of --val-list)")
+    p.add_argument("--val-count", type=int, default=64, help="validation images (N of --val-list, see --val-pick)")
+    p.add_argument("--val-pick", choices=["first", "sharpest"], default="first",
+                   help="which N validation images: the list's first, or its sharpest centre crops (variance of "
+                        "the Laplacian at --val-size). UTKFace is much blurrier than the CelebA test crops; its "
+                        "sharpest faces rank checkpoints the way CelebA does (README: Training, validation)")
     p.add_argument("--val-size", type=int,
                    help=f"validation HR size (default: the larger of --hr-size and {BENCHMARK_HR}, the CelebA test "
                         "crops': networks trained on small crops are judged at the input size they will be used on)")
@@ -436,8 +440,13 @@ def main(argv=None) -> int:
                                          worker_init_fn=_ignore_stop_signals if args.workers > 0 else None)
     val = None
     if args.val_list and is_main:
-        val_paths = list_images(args.data, args.val_list)[: args.val_count]
-        val_hr = torch.stack([hr_to_float(torch.from_numpy(_center_square(p, val_size, recipe.validation_crop))) for p in val_paths])
+        val_paths = list_images(args.data, args.val_list)
+        if args.val_pick == "first":
+            val_paths = val_paths[: args.val_count]
+        crops = [center_square(p, val_size, recipe.validation_crop) for p in val_paths]
+        if args.val_pick == "sharpest":
+            crops = sharpest(crops, args.val_count)
+        val_hr = torch.stack([hr_to_float(torch.from_numpy(c)) for c in crops])
         val = validation_inputs(val_hr, recipe)
         # the reference the validation figures are read against (the log's val lines, the card)
         history["val_bicubic"] = validate(hub_models.get_class("bicubic")(scale=val[2]), *val)
@@ -618,24 +627,6 @@ def validation_size(val_size: int | None, hr_size: int) -> int:
     return size
 
 
-def _center_square(path: Path, size: int, fraction: float = 1.0):
-    """The centre square covering `fraction` of the shorter side, resized to `size` (validation crops
-    at the middle of the training crops' range, so validation sees the training face scale)."""
-    import cv2
-
-    from train.data import read_rgb
-
-    image = read_rgb(path)
-    if image is None:
-        raise FileNotFoundError(f"validation image {path} is unreadable")
-    h, w = image.shape[:2]
-    side = max(1, int(round(min(h, w) * fraction)))
-    top, left = (h - side) // 2, (w - side) // 2
-    image = image[top : top + side, left : left + side]
-    image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA) if side != size else image
-    return image.transpose(2, 0, 1).copy()
-
-
 def validation_inputs(hr: torch.Tensor, recipe) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(LR, HR, scale) for validation, fixed for the whole run: bicubic (8-bit) at the largest
     training scale, or for real-world recipes eq. 28 with per-image seeds at scales[0]."""
@@ -749,7 +740,7 @@ def training_record(context: RunContext, history: dict) -> dict:
         "warm start": args.init_from or "none",
         "weights": (f"exponential moving average, decay {args.ema} (warm-up min(decay, (1+t)/(10+t)))"
                     if trainer.ema is not None else "the trained weights (no EMA)"),
-        "validation": (f"first {args.val_count} of {args.val_list}, centre squares ({recipe.validation_crop:.2f} of the "
+        "validation": (f"{args.val_pick} {args.val_count} of {args.val_list}, centre squares ({recipe.validation_crop:.2f} of the "
                        f"shorter side) resized to {history.get('val_size', recipe.hr_size)}px, "
                        f"{recipe.degradation} degradation; best checkpoint by "
                        f"{'LPIPS' if recipe.gan else 'PSNR-Y'}") if args.val_list else "none",

@@ -216,3 +216,63 @@ def test_readme_experiments_table_shows_every_run_with_its_commands(tmp_path):
     lines = table.splitlines()
     assert lines.index("python train/train.py --first") < lines.index("python train/train.py --second")
     assert readme_tables.experiments_table(tmp_path / "none").startswith("(no experiments")
+
+
+def test_experiment_measures_every_run_on_every_set_and_ranks_them(tmp_path, capsys):
+    """train.experiment: a spec without figures -> train.evaluate on every (run, set) -> a result
+    file the README renders with the sets' sharpness and the order of the runs on each set."""
+    from train import experiment, readme_tables
+
+    rng = np.random.default_rng(0)
+    sets = {}
+    for name, blur in (("sharp", 0), ("soft", 7)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(2):
+            image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            cv2.imwrite(str(folder / f"{i}.png"), cv2.GaussianBlur(image, (blur, blur), 0) if blur else image)
+        sets[name] = folder
+    runs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = MODELS["srcnn"](**MODELS["srcnn"].test_config)
+        model.save_pretrained(tmp_path / f"m{seed}")
+        runs.append({"setting": f"seed {seed}", "model": str(tmp_path / f"m{seed}"), "train_command": f"train {seed}"})
+    spec = {"title": "T", "question": "Q?", "hardware": "H", "scale": 4, "runs": runs,
+            "datasets": [{"name": n, "data": str(f), "command": f"make {n}"} for n, f in sets.items()]}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    out = tmp_path / "results" / "exp.json"
+    out.parent.mkdir()
+    assert experiment.main([str(tmp_path / "spec.json"), "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [len(r["results"]) for r in result["runs"]] == [2, 2]
+    row = result["runs"][0]["results"][0]
+    assert row["dataset"] == "sharp" and row["num_images"] == 2 and "--json" not in row["command"]
+    sharpness = {d["name"]: d["sharpness_median"] for d in result["datasets"]}
+    assert sharpness["sharp"] > 10 * sharpness["soft"]
+    table = readme_tables.experiments_table(out.parent)
+    assert "- sharp: seed " in table and "- soft: seed " in table and table.count("| seed ") == 4
+    assert "make sharp" in table and table.index("make sharp") < table.index("train 0")
+    # a spec naming a missing checkpoint is refused before anything runs
+    spec["runs"][0]["model"] = str(tmp_path / "missing")
+    (tmp_path / "bad.json").write_text(json.dumps(spec))
+    assert experiment.main([str(tmp_path / "bad.json"), "--output", str(tmp_path / "x.json")]) == 2
+    assert "missing" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
+def test_sharpness_export_writes_the_sharpest_crops_in_order(tmp_path, capsys):
+    from train.sharpness import main
+
+    rng = np.random.default_rng(3)
+    src = tmp_path / "src"
+    src.mkdir()
+    noise = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    for name, blur in (("a", 9), ("b", 0), ("c", 3)):
+        cv2.imwrite(str(src / f"{name}.png"), cv2.GaussianBlur(noise, (blur, blur), 0) if blur else noise)
+    assert main([str(src), "--size", "24", "--crop", "0.5", "--export", str(tmp_path / "out"), "--count", "2"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0000_b.png", "0001_c.png"]
+    assert cv2.imread(str(tmp_path / "out" / "0000_b.png")).shape == (24, 24, 3)
+    assert main([str(src), "--export", str(tmp_path / "first"), "--count", "1", "--pick", "first"]) == 0
+    assert [p.name for p in (tmp_path / "first").iterdir()] == ["0000_a.png"]
+    assert main([str(src), "--export", str(tmp_path / "out")]) == 2  # not empty: refused
+    assert "not empty" in capsys.readouterr().err

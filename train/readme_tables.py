@@ -74,27 +74,39 @@ def bench_file(name: str, command: str = "python -m train.benchmark") -> str:
 
 
 def experiments_table(folder: Path = BENCH / "experiments") -> str:
-    """One section per A/B experiment: its question, then one row per run (setting, CelebA figures)."""
+    """One section per A/B experiment: its question, then one row per run and evaluation set;
+    with several evaluation sets, the order of the runs by PSNR-Y on each (does a cheap
+    validation set rank checkpoints the way the benchmark does?)."""
     parts = []
     for path in sorted(folder.glob("*.json")):
         exp = json.loads(path.read_text())
         lines = [f"**{exp['title']}** (`bench/experiments/{path.name}`). {exp['question']} Hardware: {exp['hardware']}.",
                  "", "| setting | best checkpoint | data | scale | PSNR-Y | SSIM-Y | LPIPS | bicubic PSNR-Y | gain (dB) |",
                  "|---|---|---|---|---|---|---|---|---|"]
-        commands = []
+        commands = [d["command"] for d in exp.get("datasets", []) if d.get("command")]
+        if any("sharpness_median" in d for d in exp.get("datasets", [])):
+            lines[1:1] = ["", "Sharpness of the evaluation sets (median variance of the Laplacian, `train.data.sharpness`): "
+                          + "; ".join(f"{d['name']} {d['sharpness_median']:.0f}" for d in exp["datasets"]) + "."]
+        by_dataset: dict[str, list[tuple[float, str]]] = {}
         for run in exp["runs"]:
             best = run["best_checkpoint"]
-            commands.append(run["train_command"])
+            if run["train_command"]:
+                commands.append(run["train_command"])
             for row in run["results"]:
                 m, b = row["model"], row["bicubic"]
-                lines.append(f"| {run['setting']} | step {best['steps']} ({best['wall time']}) | {exp.get('data', row['dataset'])} "
+                data = exp.get("data", row["dataset"])
+                by_dataset.setdefault(data, []).append((m["psnr_y"], run["setting"]))
+                lines.append(f"| {run['setting']} | step {best['steps']} ({best['wall time']}) | {data} "
                              f"({row['num_images']}) | x{row['scale']} | {m['psnr_y']:.2f} | {m['ssim_y']:.4f} | "
                              f"{m['lpips']:.4f} | {b['psnr_y']:.2f} | {m['psnr_y'] - b['psnr_y']:+.2f} |")
                 commands.append(row["command"])
+        if len(by_dataset) > 1:
+            lines += ["", "Order by PSNR-Y (best first):"]
+            lines += [f"- {data}: " + " > ".join(setting for _, setting in sorted(runs, reverse=True))
+                      for data, runs in by_dataset.items()]
         lines += ["", "```bash", *commands, "```"]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) if parts else "(no experiments recorded in `bench/experiments/`)"
-
 
 BLOCKS = {
     "models": model_table,

@@ -2,10 +2,14 @@
 
     python -m train.sharpness ../shared/data/celeba_test1000/HR --size 128
     python -m train.sharpness ../shared/data/utkface --list val.txt --size 104 --crop 0.925
+    python -m train.sharpness ../shared/data/utkface --list val.txt --size 104 --crop 0.925 \
+        --export runs/utk-val-sharp64 --count 64        # the crops `--val-pick sharpest` validates on
 
 The training data's sharpness should match the benchmark's: SR trained on soft targets learns
 to be soft. Each image is the centre square covering `--crop` of its shorter side, area-resized
 to `--size` (the crops validation uses), scored on the grey image (`train.data.sharpness`).
+`--export DIR` writes the `--count` sharpest (or `--pick first`) crops as PNG (lossless), a folder `train.evaluate`
+measures checkpoints on: the validation set of `train.py --val-pick sharpest`, outside training.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 
 from train.data import center_square, list_images, sharpness
@@ -27,24 +34,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=128, help="side the centre square is resized to")
     p.add_argument("--crop", type=float, default=1.0, help="fraction of the shorter side the centre square covers")
     p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--export", help="write the --count sharpest crops into this (new or empty) folder as PNG")
+    p.add_argument("--count", type=int, default=64, help="how many crops --export writes")
+    p.add_argument("--pick", choices=["sharpest", "first"], default="sharpest",
+                   help="which crops --export writes: the sharpest, or the list's first (train.py's --val-pick)")
     args = p.parse_args(argv)
     try:
         paths = list_images(args.data, args.list)[: args.limit]
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    scores = []
+    if args.export and Path(args.export).exists() and any(Path(args.export).iterdir()):
+        print(f"error: --export {args.export} is not empty", file=sys.stderr)
+        return 2
+    crops, names = [], []
     for path in paths:
         try:
-            scores.append(sharpness(center_square(path, args.size, args.crop)))
+            crops.append(center_square(path, args.size, args.crop))
+            names.append(path.name)
         except FileNotFoundError as err:
             print(f"skipped: {err}", file=sys.stderr)
-    if not scores:
+    if not crops:
         print("error: no readable image", file=sys.stderr)
         return 2
+    scores = [sharpness(c) for c in crops]
     values = np.percentile(scores, PERCENTILES)
     print(f"{args.data} ({len(scores)} images, centre {args.crop:g} of the shorter side at {args.size} px): "
           "variance of the Laplacian " + ", ".join(f"p{q} {v:.0f}" for q, v in zip(PERCENTILES, values)))
+    if args.export:
+        out = Path(args.export)
+        out.mkdir(parents=True, exist_ok=True)
+        order = np.argsort(scores)[::-1][: args.count] if args.pick == "sharpest" else np.arange(len(crops))[: args.count]
+        for rank, i in enumerate(order):  # rank first: unique names, in pick order
+            name = f"{rank:04d}_{names[i].split('.')[0]}.png"
+            cv2.imwrite(str(out / name), np.ascontiguousarray(crops[i].transpose(1, 2, 0)[..., ::-1]))
+        print(f"wrote {args.pick} {len(order)} crops to {out} (variance of the Laplacian >= {min(scores[i] for i in order):.0f})")
     return 0
 
 

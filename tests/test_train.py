@@ -627,7 +627,7 @@ def test_pack_data_keeps_validation_and_the_sharpest_training_images_within_the_
         names.append(f"face{i}.png")
     (src / "broken.png").write_bytes(b"not an image")
     (src / "train.txt").write_text("\n".join(["broken.png"] + names[1:][::-1] + names[:1]) + "\n")
-    (src / "val.txt").write_text("face7.png\n")
+    (src / "val.txt").write_text("face7.png\nface6.png\n")
     sizes = {n: (src / n).stat().st_size for n in names}
     sharpest = sorted(names[:-1], key=lambda n: -laplacian_variance(src / n))
     budget = sizes["face7.png"] + sum(sizes[n] for n in sharpest[:3]) + 1
@@ -642,6 +642,9 @@ def test_pack_data_keeps_validation_and_the_sharpest_training_images_within_the_
     # a non-empty destination or an impossible budget: a clear refusal, nothing written
     assert main([str(src), str(dst), "--max-mb", "1"]) == 2
     assert main([str(src), str(tmp_path / "tiny"), "--max-mb", "0.000001", "--val-count", "1"]) == 2
+    # by default the whole validation list travels (--val-pick sharpest picks among all of it)
+    assert main([str(src), str(tmp_path / "all"), "--max-mb", "1"]) == 0
+    assert [p.name for p in list_images(tmp_path / "all", "val.txt")] == ["face7.png", "face6.png"]
 
 
 def test_validation_runs_at_the_benchmark_size_unless_told():

@@ -2,8 +2,8 @@
 
     python -m train.pack_data ../shared/data/utkface data_cache/utkface --max-mb 32
 
-Keeps the first `--val-count` images of the validation list (training validates on the first 64)
-and then the sharpest training images (variance of the Laplacian, as `--drop-blurry` ranks them)
+Keeps the whole validation list (2.3 MB for UTKFace's 476; `--val-count N` keeps its first N: enough
+for `--val-pick first`, not for `--val-pick sharpest`, which picks among all of them) and then the sharpest training images (variance of the Laplacian, as `--drop-blurry` ranks them)
 until the budget is spent, byte for byte: no re-encoding, so the packed faces are the originals.
 Writes `train.txt`, `val.txt` and `PACKED.txt` (the rule and the counts) next to them. Training
 on the packed copy then drops its own `--drop-blurry` fraction of what is left, as it would on
@@ -21,7 +21,7 @@ from train.data import laplacian_variance, list_images
 
 
 def pack(src: Path, dst: Path, max_bytes: int, train_list: str = "train.txt", val_list: str = "val.txt",
-         val_count: int = 64) -> dict:
+         val_count: int | None = None) -> dict:
     """Copy val images then the sharpest train images into `dst` within `max_bytes`; return counts."""
     val = list_images(src, val_list)[:val_count]
     train = list_images(src, train_list)
@@ -48,7 +48,7 @@ def pack(src: Path, dst: Path, max_bytes: int, train_list: str = "train.txt", va
     (dst / "val.txt").write_text("".join(p.name + "\n" for p in val))
     info = {"train": len(chosen), "of": len(train), "val": len(val), "mb": round(used / 1e6, 1)}
     (dst / "PACKED.txt").write_text(
-        f"Packed from {src} by `python -m train.pack_data` (no re-encoding): the first {len(val)} of {val_list}, "
+        f"Packed from {src} by `python -m train.pack_data` (no re-encoding): the first {len(val)} images of {val_list}, "
         f"then the {len(chosen)} sharpest of {len(train)} images of {train_list} (variance of the Laplacian) "
         f"that fit in {max_bytes / 1e6:.0f} MB.\n")
     if (src / "SOURCE.txt").is_file():
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-mb", type=float, required=True, help="budget for the copied images, in MB (1e6 bytes)")
     p.add_argument("--train-list", default="train.txt")
     p.add_argument("--val-list", default="val.txt")
-    p.add_argument("--val-count", type=int, default=64)
+    p.add_argument("--val-count", type=int, help="keep only the first N validation images (default: all)")
     args = p.parse_args(argv)
     if args.dst.exists() and any(args.dst.iterdir()):
         print(f"{args.dst} is not empty: pack into a new folder", file=sys.stderr)

@@ -668,8 +668,10 @@ def test_validation_can_pick_the_sharpest_faces(image_dir, tmp_path):
     flat = np.full((3, 16, 16), 128, np.uint8)
     noisy = rng.integers(0, 256, (3, 16, 16), dtype=np.uint8)
     soft = cv2.GaussianBlur(noisy.transpose(1, 2, 0), (5, 5), 2).transpose(2, 0, 1)
-    picked = sharpest([flat, soft, noisy], 2)
-    assert picked[0] is noisy and picked[1] is soft
+    from train.data import sharpness
+
+    assert sharpest([sharpness(im) for im in (flat, soft, noisy)], 2) == [2, 1]  # noisy, then soft
+    assert sharpest([1.0, 3.0, 3.0], 3) == [1, 2, 0]  # ties keep list order
 
     # face5 gets sharp noise: the one-image validation must be it, not the list's first
     cv2.imwrite(str(tmp_path / "face_sharp.png"), rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))

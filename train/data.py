@@ -58,9 +58,10 @@ def sharpness(image: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
-def sharpest(images: list[np.ndarray], count: int) -> list[np.ndarray]:
-    """The `count` sharpest of uint8 (3, H, W) RGB images (`sharpness`), sharpest first."""
-    return sorted(images, key=sharpness, reverse=True)[:count]
+def sharpest(scores: list[float], count: int) -> list[int]:
+    """Indices of the `count` highest `sharpness` scores, sharpest first (ties keep list order):
+    the one rule for `train.py --val-pick sharpest` and `train.sharpness --export`."""
+    return sorted(range(len(scores)), key=lambda i: -scores[i])[:count]
 
 
 def drop_blurriest(paths: list[Path], fraction: float, cache_dir: Path | None = None) -> tuple[list[Path], dict]:

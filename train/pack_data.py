@@ -3,8 +3,8 @@
     python -m train.pack_data ../shared/data/utkface data_cache/utkface --max-mb 32
 
 Keeps the whole validation list (2.3 MB for UTKFace's 476; `--val-count N` keeps its first N: enough
-for `--val-pick first`, not for `--val-pick sharpest`, which picks among all of them) and then the sharpest training images (variance of the Laplacian, as `--drop-blurry` ranks them)
-until the budget is spent, byte for byte: no re-encoding, so the packed faces are the originals.
+for `--val-pick first`, not for `--val-pick sharpest`, which picks among all of them) and then the
+sharpest training images (variance of the Laplacian, as `--drop-blurry` ranks them) until the budget is spent, byte for byte: no re-encoding, so the packed faces are the originals.
 Writes `train.txt`, `val.txt` and `PACKED.txt` (the rule and the counts) next to them. Training
 on the packed copy then drops its own `--drop-blurry` fraction of what is left, as it would on
 the full set.

@@ -108,6 +108,7 @@ def experiments_table(folder: Path = BENCH / "experiments") -> str:
         parts.append("\n".join(lines))
     return "\n\n".join(parts) if parts else "(no experiments recorded in `bench/experiments/`)"
 
+
 BLOCKS = {
     "models": model_table,
     "shipped": shipped_table,

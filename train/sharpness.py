@@ -8,21 +8,21 @@
 The training data's sharpness should match the benchmark's: SR trained on soft targets learns
 to be soft. Each image is the centre square covering `--crop` of its shorter side, area-resized
 to `--size` (the crops validation uses), scored on the grey image (`train.data.sharpness`).
-`--export DIR` writes the `--count` sharpest (or `--pick first`) crops as PNG (lossless), a folder `train.evaluate`
-measures checkpoints on: the validation set of `train.py --val-pick sharpest`, outside training.
+`--export DIR` writes the `--count` sharpest (or `--pick first`) crops as PNG (lossless), a folder
+`train.evaluate` measures checkpoints on: the validation set of `train.py --val-pick sharpest`,
+outside training.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from train.data import center_square, list_images, sharpness
+from train.data import center_square, list_images, sharpest, sharpness
 
 PERCENTILES = (10, 30, 50, 70, 90)
 
@@ -64,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         out = Path(args.export)
         out.mkdir(parents=True, exist_ok=True)
-        order = np.argsort(scores)[::-1][: args.count] if args.pick == "sharpest" else np.arange(len(crops))[: args.count]
+        order = sharpest(scores, args.count) if args.pick == "sharpest" else range(min(args.count, len(crops)))
         for rank, i in enumerate(order):  # rank first: unique names, in pick order
             name = f"{rank:04d}_{names[i].split('.')[0]}.png"
             cv2.imwrite(str(out / name), np.ascontiguousarray(crops[i].transpose(1, 2, 0)[..., ::-1]))
-        print(f"wrote {args.pick} {len(order)} crops to {out} (variance of the Laplacian >= {min(scores[i] for i in order):.0f})")
+        print(f"wrote {args.pick} {len(order)} crops to {out} "
+              f"(variance of the Laplacian >= {min(scores[i] for i in order):.0f})")
     return 0
 
 

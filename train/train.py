@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `accelerate l
 import hub_models  # noqa: E402
 from hub_models.degradations import imresize  # noqa: E402
 from train.hardware import cpu_has_native_bf16, cpu_model_name  # noqa: E402
-from train.data import FaceCrops, StepSampler, center_square, drop_blurriest, hr_to_float, list_images, sharpest  # noqa: E402
+from train.data import FaceCrops, StepSampler, center_square, drop_blurriest, hr_to_float, list_images, sharpest, sharpness  # noqa: E402
 from train.losses import FEATURE_TERMS, GAN_TERMS, Criterion  # noqa: E402
 from train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
 
@@ -445,7 +445,7 @@ def main(argv=None) -> int:
             val_paths = val_paths[: args.val_count]
         crops = [center_square(p, val_size, recipe.validation_crop) for p in val_paths]
         if args.val_pick == "sharpest":
-            crops = sharpest(crops, args.val_count)
+            crops = [crops[i] for i in sharpest([sharpness(c) for c in crops], args.val_count)]
         val_hr = torch.stack([hr_to_float(torch.from_numpy(c)) for c in crops])
         val = validation_inputs(val_hr, recipe)
         # the reference the validation figures are read against (the log's val lines, the card)

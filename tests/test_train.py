@@ -502,7 +502,7 @@ def test_warm_start_history_accounts_for_every_stage(tmp_path):
 
 
 def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):
-    """train/device_train.sh (the prepared GPU call) in its tiny mode, two jobs: both train,
+    """train/device_train.sh (the prepared GPU call) in its tiny mode, three jobs: all train,
     and the archive parts it leaves in $OUT unpack into best/ folders that hub_models loads."""
     import shutil
     import subprocess
@@ -514,7 +514,7 @@ def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):
     (data / "train.txt").write_text("\n".join(names[:4]) + "\n")
     (data / "val.txt").write_text("\n".join(names[4:]) + "\n")
     runs, out = tmp_path / "runs", tmp_path / "out"
-    env = {**os.environ, "TINY": "1", "JOBS": "srcnn-x4 crlnet-psnr-x8", "DATA": str(data), "RUNS": str(runs),
+    env = {**os.environ, "TINY": "1", "JOBS": "srcnn-x4 crlnet-psnr-x8 mffcn", "DATA": str(data), "RUNS": str(runs),
            "OUT": str(out), "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
     script = Path(__file__).resolve().parent.parent / "train" / "device_train.sh"
     done = subprocess.run(["bash", str(script), "1"], env=env, capture_output=True, text=True, timeout=600)
@@ -526,7 +526,7 @@ def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):
     (tmp_path / "all.tgz").write_bytes(b"".join(p.read_bytes() for p in parts))
     with tarfile.open(tmp_path / "all.tgz") as tar:
         tar.extractall(unpacked, filter="data")
-    for name, arch in (("srcnn-x4", "srcnn"), ("crlnet-psnr-x8", "crlnet")):
+    for name, arch in (("srcnn-x4", "srcnn"), ("crlnet-psnr-x8", "crlnet"), ("mffcn", "mffcn")):
         model = hub_models.load(unpacked / "runs" / f"dev-{name}" / "best")
         assert model.architecture == arch
     # the L1 stage's loss override reached train.py intact (JSON through the job table)

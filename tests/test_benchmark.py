@@ -276,3 +276,31 @@ def test_sharpness_export_writes_the_sharpest_crops_in_order(tmp_path, capsys):
     assert [p.name for p in (tmp_path / "first").iterdir()] == ["0000_a.png"]
     assert main([str(src), "--export", str(tmp_path / "out")]) == 2  # not empty: refused
     assert "not empty" in capsys.readouterr().err
+
+
+def test_evaluation_command_fills_the_card_and_records_itself(tmp_path):
+    """train.evaluate --update-card: one row per scale in eval_results.json, measured against
+    bicubic on the same LR, rendered in the card with the command that reproduces it."""
+    from train import evaluate
+
+    data = tmp_path / "faces"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(data / f"{i}.png"), cv2.GaussianBlur(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8), (5, 5), 0))
+    torch.manual_seed(0)
+    folder = tmp_path / "model"
+    MODELS["mffcn"](**MODELS["mffcn"].test_config).save_pretrained(folder)
+    argv = [str(folder), "--data", str(data), "--dataset", "tiny", "--scale", "2", "4", "--update-card",
+            "--json", str(tmp_path / "rows.json")]
+    assert evaluate.main(argv) == 0
+    rows = json.loads((folder / "eval_results.json").read_text())
+    assert [(r["dataset"], r["scale"], r["num_images"]) for r in rows] == [("tiny", 2, 3), ("tiny", 4, 3)]
+    assert rows == json.loads((tmp_path / "rows.json").read_text())
+    x2, x4 = (r["bicubic"]["psnr_y"] for r in rows)
+    assert x2 > x4 + 1  # bicubic measured at each scale, not copied
+    command = rows[0]["command"]
+    assert command.startswith("python -m train.evaluate ") and "--scale 2 4 --update-card" in command
+    assert "--json" not in command and "rows.json" not in command
+    card = (folder / "README.md").read_text()
+    assert "tiny" in card and f"{rows[1]['model']['psnr_y']:.2f}" in card

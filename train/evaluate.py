@@ -87,7 +87,7 @@ def store_result(folder: Path, row: dict) -> None:
     path.write_text(json.dumps(rows, indent=2))
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="checkpoint name, saved folder, Hub repo id, or bicubic-xN")
     p.add_argument("--data", required=True, help="folder of HR images")
@@ -102,26 +102,40 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.update_card and args.limit:
         p.error("--update-card needs the full set (no --limit): cards only hold full evaluations")
+    return args
 
+
+def evaluation_rows(argv: list[str]) -> tuple[object, list[dict]]:
+    """(model, one result row per scale) for the command line `argv`; each row records the
+    evaluation command that made it (without `--json FILE`, which only copies the rows)."""
+    args = parse_args(argv)
     model = hub_models.load(args.model)
     paths = list_images(args.data, args.list)[: args.limit]
     hr_images = load_hr(paths)
     dataset = args.dataset or Path(args.data).resolve().name
-    command = "python -m train.evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    shown = [a for i, a in enumerate(argv)
+             if a != "--json" and not a.startswith("--json=") and (i == 0 or argv[i - 1] != "--json")]
+    command = "python -m train.evaluate " + " ".join(shlex.quote(a) for a in shown)
     rows = []
     for scale in args.scale or model.supported_scales:
         result = evaluate_model(model, hr_images, scale, args.protocol, args.batch_size)
-        row = {"dataset": dataset, "scale": scale, "protocol": args.protocol, "num_images": result["num_images"],
-               "command": command, "model": result["model"], "bicubic": result["bicubic"],
-               "seconds_per_image": result["seconds_per_image"]}
-        rows.append(row)
+        rows.append({"dataset": dataset, "scale": scale, "protocol": args.protocol, "num_images": result["num_images"],
+                     "command": command, "model": result["model"], "bicubic": result["bicubic"],
+                     "seconds_per_image": result["seconds_per_image"]})
         print(f"{args.model} x{scale} on {dataset} ({result['num_images']} images, protocol {args.protocol}):")
         for who in ("model", "bicubic"):
             print(f"  {who:8s} " + "  ".join(f"{k} {v:.4f}" for k, v in result[who].items()))
-        if args.update_card:
-            store_result(Path(args.model) if Path(args.model).is_dir() else hub_models.registry.CHECKPOINT_DIR / args.model, row)
+    return model, rows
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    model, rows = evaluation_rows(argv)
     if args.update_card:
         folder = Path(args.model) if Path(args.model).is_dir() else hub_models.registry.CHECKPOINT_DIR / args.model
+        for row in rows:
+            store_result(folder, row)
         rewrite_card(folder, model)
         print(f"card updated: {folder / 'README.md'}")
     if args.json:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -50,15 +49,8 @@ def run(spec: dict, output: Path) -> dict:
     for entry in spec["runs"]:
         rows = []
         for dataset in spec["datasets"]:
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / "rows.json"
-                argv = [entry["model"], "--data", dataset["data"], "--dataset", dataset["name"], "--scale", str(spec["scale"]),
-                        "--json", str(out)]
-                if evaluate.main(argv) != 0:
-                    raise RuntimeError(f"evaluation failed: {argv}")
-                row = json.loads(out.read_text())[0]
-            row["command"] = row["command"].replace(f" --json {out}", "")
-            rows.append(row)
+            argv = [entry["model"], "--data", dataset["data"], "--dataset", dataset["name"], "--scale", str(spec["scale"])]
+            rows.append(evaluate.evaluation_rows(argv)[1][0])
         result["runs"].append({"setting": entry["setting"], "train_command": entry.get("train_command", ""),
                                "results": rows, "best_checkpoint": best_checkpoint(entry["model"])})
     output.write_text(json.dumps(result, indent=1) + "\n")

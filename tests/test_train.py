@@ -550,6 +550,25 @@ def test_an_overridden_learning_rate_is_not_called_the_papers():
     assert "lr 0.0003 (recipe: 0.0001)" in mark_schedule_overrides(old_export, "rafsr")["recipe sources"]["optimizer"]
 
 
+def test_an_overridden_batch_is_not_called_the_papers():
+    from train.ship import mark_schedule_overrides
+    from train.train import note_batch_override
+
+    recipe = get_recipe("mffcn")
+    note_batch_override(recipe, 10)  # the paper's own batch: nothing to mark
+    assert recipe.batch_size == 10 and recipe.source["batch_size"] == get_recipe("mffcn").source["batch_size"]
+    note_batch_override(recipe, 8)
+    assert recipe.batch_size == 8 and recipe.source["batch_size"].startswith("ours, on the command line: 8 (recipe: 10)")
+    # records exported before the mark: the batch line tells, whatever the optimiser says
+    old_export = {"batch": "8 x 1 process(es), HR crops 96x96", "recipe": {"lr": 2e-4, "lr_halve_every": 250},
+                  "recipe sources": {"optimizer": "ours, on the command line: lr 0.0002", "batch_size": "paper"}}
+    marked = mark_schedule_overrides(old_export, "mffcn")["recipe sources"]
+    assert marked["batch_size"].startswith("ours, on the command line: 8 (recipe: 10)")
+    assert marked["optimizer"] == "ours, on the command line: lr 0.0002"
+    same = {"batch": "10 x 1 process(es), HR crops 128x128", "recipe sources": {"batch_size": "paper"}}
+    assert mark_schedule_overrides(same, "mffcn")["recipe sources"]["batch_size"] == "paper"
+
+
 def test_crop_range_sets_the_face_scale_and_is_called_ours(tmp_path):
     from train.data import center_square
     from train.train import set_crop_range

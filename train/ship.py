@@ -27,22 +27,31 @@ import hub_models  # noqa: E402
 from hub_models.registry import CHECKPOINT_DIR  # noqa: E402
 from train.data import list_images  # noqa: E402
 from train.recipes import RECIPES, get_recipe  # noqa: E402
-from train.train import add_warm_start_history, note_schedule_override  # noqa: E402
+from train.train import add_warm_start_history, note_batch_override, note_schedule_override  # noqa: E402
 from train.evaluate import evaluate_model, load_hr, main as evaluate_main, rewrite_card  # noqa: E402
 
 FP16_TOLERANCE_DB = 0.01
 
 
 def mark_schedule_overrides(training: dict, architecture: str) -> dict:
-    """Runs exported before train.py marked --lr/--lr-halve-every as ours: compare the
-    record's schedule with the recipe's and say so in the recipe sources (in place)."""
+    """Runs exported before train.py marked --lr/--lr-halve-every/--batch-size as ours: compare
+    the record's schedule and batch with the recipe's and say so in the recipe sources (in place)."""
     used, sources = training.get("recipe") or {}, training.get("recipe sources")
-    if architecture not in RECIPES or not isinstance(sources, dict) or "on the command line" in str(sources.get("optimizer")):
+    if architecture not in RECIPES or not isinstance(sources, dict):
         return training
     recipe = get_recipe(architecture)
-    note_schedule_override(recipe, used.get("lr"), used.get("lr_halve_every"))
-    if "on the command line" in recipe.source.get("optimizer", ""):
-        sources["optimizer"] = recipe.source["optimizer"]
+    if "on the command line" not in str(sources.get("optimizer")):
+        note_schedule_override(recipe, used.get("lr"), used.get("lr_halve_every"))
+        if "on the command line" in recipe.source.get("optimizer", ""):
+            sources["optimizer"] = recipe.source["optimizer"]
+    try:  # "8 x 1 process(es), HR crops 96x96"
+        per_process = int(str(training.get("batch", "")).split()[0])
+    except (ValueError, IndexError):
+        per_process = None
+    if "on the command line" not in str(sources.get("batch_size")):
+        note_batch_override(recipe, per_process)
+        if "on the command line" in recipe.source.get("batch_size", ""):
+            sources["batch_size"] = recipe.source["batch_size"]
     return training
 
 

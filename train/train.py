@@ -156,6 +156,15 @@ def note_schedule_override(recipe, lr: float | None, halve_every: int | None) ->
                                       + recipe.source.get("optimizer", ""))
 
 
+def note_batch_override(recipe, batch_size: int | None) -> None:
+    """Apply --batch-size and mark it as ours in the recipe's sources (the card must not call
+    an overridden batch the paper's)."""
+    if batch_size and batch_size != recipe.batch_size:
+        recipe.source["batch_size"] = (f"ours, on the command line: {batch_size} (recipe: {recipe.batch_size}); "
+                                       + recipe.source.get("batch_size", ""))
+        recipe.batch_size = batch_size
+
+
 def default_precision() -> str:
     """bf16 where the hardware computes it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX),
     else fp32 ("no"); fp16 on CUDA without bf16. Where bf16 is emulated (AVX2, or AVX512
@@ -377,7 +386,7 @@ def main(argv=None) -> int:
     from accelerate.utils import set_seed
 
     recipe = get_recipe(args.model)
-    recipe.batch_size = args.batch_size or recipe.batch_size
+    note_batch_override(recipe, args.batch_size)
     if args.lr_halve_every is not None and args.lr_halve_every < 0:
         raise SystemExit("--lr-halve-every must be >= 0")
     note_schedule_override(recipe, args.lr, args.lr_halve_every)

@@ -949,7 +949,8 @@ def paper_rows(quality_rows: list[dict], archs: list[str]) -> list[dict]:
                 candidates = [q for q in quality_rows if q["architecture"] == ours_arch and q["scale"] == scale]
                 ours = next((q for q in candidates if q["dataset"] == want), None) or (candidates[0] if candidates else None)
                 if ours is None:
-                    note.append("no checkpoint yet" if ours_arch != "bicubic" else "not evaluated at this scale")
+                    measured = ours_arch == "bicubic" or any(q["architecture"] == ours_arch for q in quality_rows)
+                    note.append("not a scale of this benchmark (a checkpoint's card may have it)" if measured else "no checkpoint yet")
                 elif "celeba" not in pdata.lower() and ours["dataset"] not in pdata:
                     note.append(f"different test set: paper {pdata.split(' (')[0]}, ours {ours['dataset']}")
                 elif "celeba" in pdata.lower():

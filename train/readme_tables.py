@@ -62,7 +62,7 @@ def shipped_table(checkpoint_dir: Path = CHECKPOINT_DIR) -> str:
             )
             commands.append(row["command"])
     if commands:
-        lines += ["", "Each row was measured by (protocol `dic`):", "", "```bash", *commands, "```"]
+        lines += ["", "Each row was measured by (protocol `dic`):", "", "```bash", *dict.fromkeys(commands), "```"]
     return "\n".join(lines)
 
 

@@ -843,6 +843,12 @@ def quality(datasets: list[Dataset], checkpoints: list[tuple[str, Any]], args, c
             for name, model in checkpoints:
                 if scale in model.supported_scales and (ds.archs is None or model.architecture in ds.archs):
                     jobs.append((ds, scale, name, model))
+    def card_for(ds, scale, name, model):
+        if model is None or args.recompute or args.limit is not None:
+            return None
+        return _card_row(hub_models.registry.CHECKPOINT_DIR / name, ds, scale, args.protocol)
+
+    cards = [card_for(*job) for job in jobs]
     bicubic_scores: dict[tuple, dict] = {}
     for i, (ds, scale, name, model) in enumerate(jobs):
         note = []
@@ -859,9 +865,7 @@ def quality(datasets: list[Dataset], checkpoints: list[tuple[str, Any]], args, c
         if mode and model is not None:
             model_obj.inference_mode = mode
         used_mode = model_obj.resolved_inference_mode(next((p.device for p in model_obj.parameters()), torch.device("cpu")))
-        card = None
-        if model is not None and not args.recompute and args.limit is None:
-            card = _card_row(hub_models.registry.CHECKPOINT_DIR / name, ds, scale, args.protocol)
+        card = cards[i]
         t0 = time.perf_counter()
         if card:
             scores, n, source = card["model"], card["num_images"], "card (eval_results.json)"
@@ -869,9 +873,10 @@ def quality(datasets: list[Dataset], checkpoints: list[tuple[str, Any]], args, c
         else:
             images = ds.images
             remaining = max(1.0, deadline - time.perf_counter())
-            share = remaining / max(1, len(jobs) - i)
+            share = remaining / max(1, sum(c is None for c in cards[i:]))  # card rows take no time
             # cost per image: a short trial batch (model + metrics), then as many as fit the share
             trial = images[: min(len(images), args.batch_size)]
+            evaluate_model(model_obj, trial[:1], scale, args.protocol, 1, with_bicubic=False)  # warm-up (LPIPS net, kernels): not timed
             ts = time.perf_counter()
             trial_result = evaluate_model(model_obj, trial, scale, args.protocol, args.batch_size, with_bicubic=False)
             per_image = (time.perf_counter() - ts) / max(1, len(trial))

@@ -536,7 +536,7 @@ def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):
 
 def test_an_overridden_learning_rate_is_not_called_the_papers():
     from train.recipes import get_recipe
-    from train.ship import mark_schedule_overrides
+    from train.ship import mark_command_line_overrides
     from train.train import note_schedule_override
 
     recipe = get_recipe("rafsr")
@@ -547,11 +547,11 @@ def test_an_overridden_learning_rate_is_not_called_the_papers():
     note_schedule_override(untouched, None, None)
     assert untouched.source == get_recipe("rafsr").source
     old_export = {"recipe": {"lr": 3e-4, "lr_halve_every": 0}, "recipe sources": {"optimizer": "paper: Adam lr 1e-4"}}
-    assert "lr 0.0003 (recipe: 0.0001)" in mark_schedule_overrides(old_export, "rafsr")["recipe sources"]["optimizer"]
+    assert "lr 0.0003 (recipe: 0.0001)" in mark_command_line_overrides(old_export, "rafsr")["recipe sources"]["optimizer"]
 
 
 def test_an_overridden_batch_is_not_called_the_papers():
-    from train.ship import mark_schedule_overrides
+    from train.ship import mark_command_line_overrides
     from train.train import note_batch_override
 
     recipe = get_recipe("mffcn")
@@ -562,11 +562,11 @@ def test_an_overridden_batch_is_not_called_the_papers():
     # records exported before the mark: the batch line tells, whatever the optimiser says
     old_export = {"batch": "8 x 1 process(es), HR crops 96x96", "recipe": {"lr": 2e-4, "lr_halve_every": 250},
                   "recipe sources": {"optimizer": "ours, on the command line: lr 0.0002", "batch_size": "paper"}}
-    marked = mark_schedule_overrides(old_export, "mffcn")["recipe sources"]
+    marked = mark_command_line_overrides(old_export, "mffcn")["recipe sources"]
     assert marked["batch_size"].startswith("ours, on the command line: 8 (recipe: 10)")
     assert marked["optimizer"] == "ours, on the command line: lr 0.0002"
     same = {"batch": "10 x 1 process(es), HR crops 128x128", "recipe sources": {"batch_size": "paper"}}
-    assert mark_schedule_overrides(same, "mffcn")["recipe sources"]["batch_size"] == "paper"
+    assert mark_command_line_overrides(same, "mffcn")["recipe sources"]["batch_size"] == "paper"
 
 
 def test_crop_range_sets_the_face_scale_and_is_called_ours(tmp_path):

@@ -843,6 +843,7 @@ def quality(datasets: list[Dataset], checkpoints: list[tuple[str, Any]], args, c
             for name, model in checkpoints:
                 if scale in model.supported_scales and (ds.archs is None or model.architecture in ds.archs):
                     jobs.append((ds, scale, name, model))
+
     def card_for(ds, scale, name, model):
         if model is None or args.recompute or args.limit is not None:
             return None

@@ -29,8 +29,9 @@ cd "$(dirname "$0")/.."
 # SHARP: the latest CPU recipe (README, Training: sharpness and validation): crops near the
 # CelebA test faces' scale, only the sharpest 40% of UTKFace's training faces, validation on the
 # sharpest centre crops. The 32 MB pack already holds only the sharpest 6,018 of 9,304 training
-# faces, so dropping 0.4 of it keeps about the same 3,600 faces as the CPU runs' 0.6 of all. BatchNorm nets (CRLNet, AGRNet) train on LR inputs of the benchmark's size:
-# 128-px HR (README, Input size; AGRNet's encoder goes 128 -> 16 px, as in the paper).
+# faces, so dropping 0.4 of it keeps about the same 3,600 faces as the CPU runs' 0.6 of all.
+# SHARP128: BatchNorm nets (CRLNet, AGRNet) train on LR inputs of the benchmark's size, 128-px HR
+# (README, Input size; AGRNet's encoder goes 128 -> 16 px, as in the paper).
 SHARP="--hr-size 96 --crop-range 0.85 1.0 --drop-blurry 0.4 --val-size 104 --val-pick sharpest"
 SHARP128="--hr-size 128 --crop-range 0.57 0.8 --drop-blurry 0.4 --val-pick sharpest"
 L1_ONLY='--loss-weights {"perceptual_mse":0,"adversarial":0,"l1":1}'

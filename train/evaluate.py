@@ -105,9 +105,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def evaluation_rows(argv: list[str]) -> tuple[object, list[dict]]:
-    """(model, one result row per scale) for the command line `argv`; each row records the
-    evaluation command that made it (without `--json FILE`, which only copies the rows)."""
+def evaluation_rows(argv: list[str]) -> tuple[argparse.Namespace, object, list[dict]]:
+    """(parsed arguments, model, one result row per scale) for the command line `argv`; each row
+    records the evaluation command that made it (without `--json FILE`, which only copies the rows)."""
     args = parse_args(argv)
     model = hub_models.load(args.model)
     paths = list_images(args.data, args.list)[: args.limit]
@@ -125,13 +125,11 @@ def evaluation_rows(argv: list[str]) -> tuple[object, list[dict]]:
         print(f"{args.model} x{scale} on {dataset} ({result['num_images']} images, protocol {args.protocol}):")
         for who in ("model", "bicubic"):
             print(f"  {who:8s} " + "  ".join(f"{k} {v:.4f}" for k, v in result[who].items()))
-    return model, rows
+    return args, model, rows
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    model, rows = evaluation_rows(argv)
+    args, model, rows = evaluation_rows(list(sys.argv[1:] if argv is None else argv))
     if args.update_card:
         folder = Path(args.model) if Path(args.model).is_dir() else hub_models.registry.CHECKPOINT_DIR / args.model
         for row in rows:

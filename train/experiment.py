@@ -50,7 +50,7 @@ def run(spec: dict, output: Path) -> dict:
         rows = []
         for dataset in spec["datasets"]:
             argv = [entry["model"], "--data", dataset["data"], "--dataset", dataset["name"], "--scale", str(spec["scale"])]
-            rows.append(evaluate.evaluation_rows(argv)[1][0])
+            rows.append(evaluate.evaluation_rows(argv)[2][0])
         result["runs"].append({"setting": entry["setting"], "train_command": entry.get("train_command", ""),
                                "results": rows, "best_checkpoint": best_checkpoint(entry["model"])})
     output.write_text(json.dumps(result, indent=1) + "\n")

@@ -33,7 +33,7 @@ from train.evaluate import evaluate_model, load_hr, main as evaluate_main, rewri
 FP16_TOLERANCE_DB = 0.01
 
 
-def mark_schedule_overrides(training: dict, architecture: str) -> dict:
+def mark_command_line_overrides(training: dict, architecture: str) -> dict:
     """Runs exported before train.py marked --lr/--lr-halve-every/--batch-size as ours: compare
     the record's schedule and batch with the recipe's and say so in the recipe sources (in place)."""
     used, sources = training.get("recipe") or {}, training.get("recipe sources")
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     delta = half - base
     use_fp16 = abs(delta) < FP16_TOLERANCE_DB
     add_warm_start_history(training)  # runs exported before train.py recorded the history
-    mark_schedule_overrides(training, model.architecture)
+    mark_command_line_overrides(training, model.architecture)
     if args.status:
         training = {"status": args.status, **training}
     training["storage"] = (

@@ -74,7 +74,7 @@ def drop_blurriest(paths: list[Path], fraction: float, cache_dir: Path | None = 
     With `fraction` <= 0 nothing is read here; `FaceCrops` then skips unreadable files.
     """
     if fraction <= 0:
-        return paths, {"rule": "none"}
+        return paths, {"rule": "none dropped", "kept": len(paths), "of": len(paths)}
     key = hashlib.sha1("\n".join(map(str, paths)).encode()).hexdigest()[:16]
     cache = (cache_dir / f"sharpness-{key}.json") if cache_dir else None
     if cache and cache.is_file():
@@ -186,18 +186,53 @@ class FaceCrops(Dataset):
         return torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1), attempt  # uint8 (3,H,W)
 
 
+class MixedCrops(Dataset):
+    """Several `FaceCrops` sources (e.g. celeba_wild and UTKFace) behind one index: items are
+    (source, image index, augmentation seed); each source keeps its own crop range."""
+
+    def __init__(self, parts: list[FaceCrops]):
+        if not parts:
+            raise ValueError("MixedCrops needs at least one source")
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+    def __getitem__(self, item: tuple[int, int, int]) -> tuple[torch.Tensor, int]:
+        source, index, seed = item
+        return self.parts[source][(index, seed)]
+
+
+def mix_weights(weights: list[float] | None, count: int) -> list[float]:
+    """Normalised sampling weights of `count` sources (None: equal); a clear error when out of range."""
+    weights = [1.0] * count if not weights else [float(w) for w in weights]
+    if len(weights) != count:
+        raise ValueError(f"--data-weights gives {len(weights)} weight(s) for {count} --data folder(s): give one per folder")
+    if any(not w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"--data-weights must be >= 0 with a positive sum, got {weights}")
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
 class StepSampler(torch.utils.data.Sampler):
     """Yields (image index, augmentation seed) for global steps `start_step` onwards.
 
     The order is a fresh permutation per epoch, fixed by `seed`; with several processes
     each takes its own slice of every global batch. Everything depends only on
     (seed, step), which makes `--resume` reproduce the uninterrupted run's data exactly.
+
+    With `source_sizes` and `weights` (a `MixedCrops` of several sources) each position draws
+    its source with those probabilities and an image of it uniformly, both from (seed, position),
+    and yields (source, image index, augmentation seed).
     """
 
     def __init__(self, num_images: int, batch_size: int, seed: int, start_step: int = 0,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, source_sizes: list[int] | None = None,
+                 weights: list[float] | None = None):
         self.n, self.batch, self.seed = num_images, batch_size, seed
         self.start_step, self.rank, self.world = start_step, rank, world_size
+        self.source_sizes = source_sizes if source_sizes and len(source_sizes) > 1 else None
+        self.weights = np.asarray(weights if weights else [1.0], dtype=float)
 
     def _perm(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(self.n)
@@ -208,8 +243,14 @@ class StepSampler(torch.utils.data.Sampler):
         while True:
             first = step * global_batch
             for pos in range(first + self.rank * self.batch, first + (self.rank + 1) * self.batch):
+                aug_seed = int(self.seed * 1_000_003 + pos)
+                if self.source_sizes:
+                    rng = np.random.default_rng([self.seed, pos, 7])
+                    source = int(rng.choice(len(self.source_sizes), p=self.weights))
+                    yield source, int(rng.integers(self.source_sizes[source])), aug_seed
+                    continue
                 epoch, offset = divmod(pos, self.n)
-                yield int(self._perm(epoch)[offset]), int(self.seed * 1_000_003 + pos)
+                yield int(self._perm(epoch)[offset]), aug_seed
             step += 1
 
 

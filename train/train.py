@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `accelerate l
 import hub_models  # noqa: E402
 from hub_models.degradations import imresize  # noqa: E402
 from train.hardware import cpu_has_native_bf16, cpu_model_name  # noqa: E402
-from train.data import FaceCrops, StepSampler, center_square, drop_blurriest, hr_to_float, list_images, sharpest, sharpness  # noqa: E402
+from train.data import (FaceCrops, MixedCrops, StepSampler, center_square, drop_blurriest, hr_to_float,  # noqa: E402
+                        list_images, mix_weights, sharpest, sharpness)
 from train.losses import FEATURE_TERMS, GAN_TERMS, Criterion  # noqa: E402
 from train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
 
@@ -49,9 +50,17 @@ EXIT_NONFINITE = 3
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, choices=sorted(RECIPES), help="architecture (its paper's recipe is used)")
-    p.add_argument("--data", required=True, help="folder of HR face images")
-    p.add_argument("--train-list", help="file with image names (relative to --data) to train on")
+    p.add_argument("--data", required=True, nargs="+", metavar="DIR",
+                   help="folder(s) of HR face images; several are mixed by --data-weights (e.g. "
+                        "../shared/data/celeba_wild ../shared/data/utkface)")
+    p.add_argument("--data-weights", type=float, nargs="+", metavar="W",
+                   help="share of each --data folder in the batches, one per folder (default: equal)")
+    p.add_argument("--train-list", help="file with image names (relative to each --data folder) to train on")
     p.add_argument("--val-list", help="file with image names for validation (default: no validation)")
+    p.add_argument("--val-data", metavar="DIR", help="folder of the --val-list images (default: the first --data)")
+    p.add_argument("--val-crop", type=float, metavar="F",
+                   help="validation centre square: this fraction of the shorter side (default: the middle of the "
+                        "crop range of the --data folder the validation faces come from; celeba_wild: 0.8)")
     p.add_argument("--output", required=True, help="run folder (state, checkpoints, logs)")
     p.add_argument("--steps", type=int, required=True, help="total optimisation steps")
     p.add_argument("--batch-size", type=int, help="per-process batch (default: the recipe's)")
@@ -60,10 +69,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="halve the learning rate every STEPS steps (default: the recipe's; 0 = constant)")
     p.add_argument("--scale", type=int, nargs="+", help="training scale(s) (default: the recipe's)")
     p.add_argument("--hr-size", type=int, help="HR crop size (default: the recipe's)")
-    p.add_argument("--crop-range", type=float, nargs=2, metavar=("MIN", "MAX"),
+    p.add_argument("--crop-range", type=float, nargs="+", metavar="MIN MAX",
                    help="random square crop covering MIN-MAX of the image's shorter side, resized to --hr-size "
-                        "(default: the recipe's). Face scale: a 200-px UTKFace face matches the CelebA test crops' "
-                        "face size at about 0.45x, so e.g. --hr-size 64 --crop-range 0.57 0.8")
+                        "(default: the recipe's); one MIN MAX pair for all --data folders or one pair per folder. "
+                        "Face scale: UTKFace's tight faces match the CelebA test crops at 0.85-1.0; celeba_wild's "
+                        "160-px files hold the benchmark framing in their central 0.8")
     p.add_argument("--model-kwargs", default="{}", help="JSON dict of model config overrides")
     p.add_argument("--loss-weights", default="{}",
                    help='JSON dict overriding the recipe\'s loss weights; 0 drops a term (ablations, smoke runs), '
@@ -73,7 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init-from", help="warm start: a saved model folder or checkpoint name")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/state if it exists")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--drop-blurry", type=float, default=0.1, help="drop this fraction of blurriest training images")
+    p.add_argument("--drop-blurry", type=float, nargs="+", default=[0.1], metavar="F",
+                   help="drop this fraction of the blurriest training images: one for all --data folders or one per folder")
     p.add_argument("--save-every", type=int, default=200, help="save_state every N steps (SIGKILL loses at most N)")
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--val-count", type=int, default=64, help="validation images (N of --val-list, see --val-pick)")
@@ -392,7 +403,8 @@ def main(argv=None) -> int:
     note_schedule_override(recipe, args.lr, args.lr_halve_every)
     recipe.scales = args.scale or recipe.scales
     recipe.hr_size = args.hr_size or recipe.hr_size
-    set_crop_range(recipe, args.crop_range)
+    sources = data_sources(args, recipe)
+    set_crop_range(recipe, sources[0]["crop_range"] if args.crop_range else None)
     cls = hub_models.get_class(recipe.model)
     if args.tiny:
         recipe.model_kwargs = dict(cls.test_config)
@@ -438,21 +450,25 @@ def main(argv=None) -> int:
     history["val_size"] = val_size
 
     # -- data ---------------------------------------------------------------------------
-    paths = list_images(args.data, args.train_list)
-    with accelerator.main_process_first():  # the first process scores sharpness and caches it
-        paths, blur_info = drop_blurriest(paths, args.drop_blurry, cache_dir=output / "cache")
-    dataset = FaceCrops(paths, recipe.hr_size, tuple(recipe.crop_range), recipe.rotate90)
+    parts = []
+    for source in sources:
+        paths = list_images(source["folder"], args.train_list)
+        with accelerator.main_process_first():  # the first process scores sharpness and caches it
+            paths, source["blur"] = drop_blurriest(paths, source["drop_blurry"], cache_dir=output / "cache")
+        parts.append(FaceCrops(paths, recipe.hr_size, source["crop_range"], recipe.rotate90))
+    dataset = parts[0] if len(parts) == 1 else MixedCrops(parts)
     sampler = StepSampler(len(dataset), recipe.batch_size, args.seed, start_step,
-                          accelerator.process_index, accelerator.num_processes)
+                          accelerator.process_index, accelerator.num_processes,
+                          source_sizes=[len(part) for part in parts], weights=[src["weight"] for src in sources])
     loader = torch.utils.data.DataLoader(dataset, batch_size=recipe.batch_size, sampler=sampler,
                                          num_workers=args.workers, persistent_workers=args.workers > 0,
                                          worker_init_fn=_ignore_stop_signals if args.workers > 0 else None)
     val = None
     if args.val_list and is_main:
-        val_paths = list_images(args.data, args.val_list)
+        val_paths = list_images(args.val_data or args.data[0], args.val_list)
         if args.val_pick == "first":
             val_paths = val_paths[: args.val_count]
-        crops = [center_square(p, val_size, recipe.validation_crop) for p in val_paths]
+        crops = [center_square(p, val_size, validation_crop(args, sources, recipe)) for p in val_paths]
         if args.val_pick == "sharpest":
             crops = [crops[i] for i in sharpest([sharpness(c) for c in crops], args.val_count)]
         val_hr = torch.stack([hr_to_float(torch.from_numpy(c)) for c in crops])
@@ -472,7 +488,7 @@ def main(argv=None) -> int:
         stop["signal"] = signal.Signals(signum).name
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    context = RunContext(recipe, args, blur_info, accelerator, trainer)
+    context = RunContext(recipe, args, sources, accelerator, trainer)
     try:
         return _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, output, context, stop)
     finally:
@@ -577,8 +593,8 @@ def _last_good(state_dir: Path, history: dict) -> str:
 class RunContext:
     """What the training record needs besides the history."""
 
-    def __init__(self, recipe, args, blur_info, accelerator, trainer):
-        self.recipe, self.args, self.blur_info, self.accelerator, self.trainer = recipe, args, blur_info, accelerator, trainer
+    def __init__(self, recipe, args, sources, accelerator, trainer):
+        self.recipe, self.args, self.sources, self.accelerator, self.trainer = recipe, args, sources, accelerator, trainer
         # resolved once, at the start: the folders behind --init-from may be replaced later
         # (a run warm-started from checkpoints/X is usually shipped back as checkpoints/X)
         self.warm_stages = warm_start_history(args.init_from)
@@ -607,6 +623,49 @@ def apply_loss_override(recipe: Recipe, override: dict[str, float]) -> None:
     if recipe.gan and not set(recipe.losses) & GAN_TERMS:
         recipe.source["gan"] = "dropped: no adversarial term left (pre-training stage, as SRGAN pre-trains SRResNet)"
         recipe.gan = None
+
+
+def data_sources(args, recipe) -> list[dict]:
+    """One entry per --data folder: folder, batch share, crop range and blur rule, checked before
+    any step runs (a missing or empty folder, a count that does not match, a share out of range)."""
+    folders = args.data
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise SystemExit(f"--data {folder}: not a folder (give the folder that holds the images)")
+    try:
+        weights = mix_weights(args.data_weights, len(folders))
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    crops = args.crop_range
+    if crops is None:
+        pairs = [tuple(recipe.crop_range)] * len(folders)
+    elif len(crops) in (2, 2 * len(folders)):
+        pairs = [tuple(crops[i:i + 2]) for i in range(0, len(crops), 2)] * (len(folders) if len(crops) == 2 else 1)
+    else:
+        raise SystemExit(f"--crop-range takes MIN MAX once, or once per --data folder ({2 * len(folders)} numbers); "
+                         f"got {len(crops)}")
+    for low, high in pairs:
+        if not 0 < low <= high <= 1:
+            raise SystemExit(f"--crop-range needs 0 < MIN <= MAX <= 1, got {low:g} {high:g}")
+    drops = args.drop_blurry if len(args.drop_blurry) != 1 else args.drop_blurry * len(folders)
+    if len(drops) != len(folders) or any(not 0 <= d < 1 for d in drops):
+        raise SystemExit(f"--drop-blurry takes one fraction in [0, 1), or one per --data folder; got {args.drop_blurry}")
+    return [{"folder": str(folder), "weight": w, "crop_range": pair, "drop_blurry": drop}
+            for folder, w, pair, drop in zip(folders, weights, pairs, drops)]
+
+
+def validation_crop(args, sources: list[dict], recipe) -> float:
+    """Centre-crop fraction of the validation faces: --val-crop, else the middle of the crop range
+    of the source they come from (the training face scale), else the recipe's."""
+    if args.val_crop is not None:
+        if not 0 < args.val_crop <= 1:
+            raise SystemExit(f"--val-crop needs 0 < F <= 1, got {args.val_crop:g}")
+        return args.val_crop
+    folder = Path(args.val_data or args.data[0]).resolve()
+    for source in sources:
+        if Path(source["folder"]).resolve() == folder:
+            return sum(source["crop_range"]) / 2
+    return recipe.validation_crop
 
 
 def set_crop_range(recipe, crop_range) -> None:
@@ -723,19 +782,30 @@ def add_warm_start_history(record: dict, stages: list[dict] | None = None) -> di
 
 
 def training_record(context: RunContext, history: dict) -> dict:
-    recipe, args, blur_info, accelerator, trainer = (context.recipe, context.args, context.blur_info,
-                                                     context.accelerator, context.trainer)
+    recipe, args, sources, accelerator, trainer = (context.recipe, context.args, context.sources,
+                                                   context.accelerator, context.trainer)
     device = accelerator.device
     hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
                 else f"CPU ({cpu_model_name()}, {torch.get_num_threads()} threads)")
-    data = f"{args.data} ({args.train_list or 'all images'}); {blur_info.get('rule')} ({blur_info.get('kept', '?')} of {blur_info.get('of', '?')} kept)"
-    if blur_info.get("unreadable"):
-        data += f"; {blur_info['unreadable']} unreadable image(s) skipped"
+    parts = []
+    for source in sources:
+        blur = source.get("blur", {})
+        part = (f"{source['folder']} ({args.train_list or 'all images'}; {source['weight']:.0%} of each batch; crops "
+                f"{source['crop_range'][0]:g}-{source['crop_range'][1]:g}); {blur.get('rule')} "
+                f"({blur.get('kept', '?')} of {blur.get('of', '?')} kept)")
+        if blur.get("unreadable"):
+            part += f"; {blur['unreadable']} unreadable image(s) skipped"
+        parts.append(part)
+    data = " + ".join(parts)
     if history.get("skipped_loads"):
         data += f"; {history['skipped_loads']} load(s) of unreadable images replaced by the next image"
     record = {
-        "datasets": ["utkface"],
+        "datasets": [Path(source["folder"]).resolve().name for source in sources],
         "data": data,
+        "data sources": [{"folder": Path(src["folder"]).resolve().name, "weight": src["weight"],
+                          "crop_range": list(src["crop_range"]), "drop_blurry": src["drop_blurry"],
+                          "kept": src.get("blur", {}).get("kept"), "of": src.get("blur", {}).get("of")}
+                         for src in sources],
         "steps": history.get("step"),
         "batch": f"{recipe.batch_size} x {accelerator.num_processes} process(es), HR crops {recipe.hr_size}x{recipe.hr_size}",
         "wall time": f"{history['wall_s'] / 3600:.2f} h",
@@ -749,7 +819,8 @@ def training_record(context: RunContext, history: dict) -> dict:
         "warm start": args.init_from or "none",
         "weights": (f"exponential moving average, decay {args.ema} (warm-up min(decay, (1+t)/(10+t)))"
                     if trainer.ema is not None else "the trained weights (no EMA)"),
-        "validation": (f"{args.val_pick} {args.val_count} of {args.val_list}, centre squares ({recipe.validation_crop:.2f} of the "
+        "validation": (f"{args.val_pick} {args.val_count} of {Path(args.val_data or args.data[0]).resolve().name}/"
+                       f"{args.val_list}, centre squares ({validation_crop(args, sources, recipe):.2f} of the "
                        f"shorter side) resized to {history.get('val_size', recipe.hr_size)}px, "
                        f"{recipe.degradation} degradation; best checkpoint by "
                        f"{'LPIPS' if recipe.gan else 'PSNR-Y'}") if args.val_list else "none",

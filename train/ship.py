@@ -70,7 +70,9 @@ def main(argv=None) -> int:
     p.add_argument("run_folder", help="a save_pretrained folder from training (e.g. runs/X/best)")
     p.add_argument("--name", required=True, help="checkpoint name: checkpoints/<name>/")
     p.add_argument("--celeba", required=True, help="CelebA-1000 HR folder (the card benchmark)")
-    p.add_argument("--utk", help="UTKFace folder with val.txt (validation figures)")
+    p.add_argument("--utk", help="UTKFace folder with val.txt (validation figures, as UTKFace-val)")
+    p.add_argument("--val-data", metavar="DIR", help="another folder with val.txt to report (as <folder>-val), "
+                   "e.g. ../shared/data/celeba_wild")
     p.add_argument("--scale", type=int, nargs="+", help="scales to evaluate (default: the model's)")
     p.add_argument("--fp16-check", type=int, default=200, help="CelebA faces used for the fp16 check")
     p.add_argument("--skip-eval", action="store_true", help="keep the folder's eval_results.json (same weights re-shipped)")
@@ -119,6 +121,9 @@ def main(argv=None) -> int:
         if args.utk:
             evaluate_main([args.name, "--data", args.utk, "--list", "val.txt", "--dataset", "UTKFace-val",
                            *scale_args, "--update-card"])
+        if args.val_data:
+            evaluate_main([args.name, "--data", args.val_data, "--list", "val.txt",
+                           "--dataset", f"{Path(args.val_data).resolve().name}-val", *scale_args, "--update-card"])
     rewrite_card(target)
     print(f"shipped {target}")
     return 0

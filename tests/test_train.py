@@ -112,7 +112,7 @@ def test_ddp_two_cpu_processes(image_dir, tmp_path, model, extra):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           str(Path(train_script.__file__)), "--model", model, "--data", str(image_dir), "--output", str(out),
+           "--module", "train.train", "--model", model, "--data", str(image_dir), "--output", str(out),
            "--steps", "3", "--tiny", "--hr-size", "32", "--batch-size", "2", "--no-progress", "--save-every", "2", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
@@ -169,7 +169,7 @@ def test_sigterm_to_every_process_of_a_run_stops_it_cleanly(image_dir, tmp_path)
     """`pkill -f train.py` signals the data workers too: they ignore it, the main process
     saves its state and exits 0 (a worker killed first used to crash the run)."""
     out = tmp_path / "run"
-    cmd = [sys.executable, str(Path(train_script.__file__)), *_args("srcnn", image_dir, out, 1_000_000),
+    cmd = [sys.executable, "-m", "train.train", *_args("srcnn", image_dir, out, 1_000_000),
            "--workers", "1", "--save-every", "1000000", "--val-every", "1000000"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     log_file = tmp_path / "stdout.txt"

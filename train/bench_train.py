@@ -3,8 +3,8 @@ recipe's degradation, forward, every loss term including VGG and discriminator, 
 Adam, and the discriminator update for GANs) per registered model, default configs, HR 128,
 in fp32 NCHW, fp32 channels_last and bf16 channels_last (fp16 too on CUDA).
 
-    python train/bench_train.py --quick                  # < 10 min on 2 CPU cores
-    python train/bench_train.py --batch 4 --steps 5 --out bench/train_speed.md
+    python -m train.bench_train --quick                  # < 10 min on 2 CPU cores
+    python -m train.bench_train --batch 4 --steps 5 --out bench/train_speed.md
 
 Each (model, mode) runs in its own process (accelerate's precision state is per process,
 and memory stays separate), on random smooth HR crops: speed does not depend on the data.
@@ -25,8 +25,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 MODES = {  # name -> (mixed precision, channels_last)
     "fp32 NCHW": ("no", False),
@@ -89,10 +87,11 @@ def worker(model: str, mode: str, batch: int, hr_size: int, warmup: int, steps: 
 
 def run_one(model: str, mode: str, args) -> dict:
     """Run `worker` in a subprocess under a time cap; parse its events."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", model, mode, "--batch", str(args.batch),
+    cmd = [sys.executable, "-m", "train.bench_train", "--worker", model, mode, "--batch", str(args.batch),
            "--hr-size", str(args.hr_size), "--warmup", str(args.warmup), "--steps", str(args.steps)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=Path(__file__).resolve().parent.parent)  # finds the train package
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     stderr: list[str] = []
@@ -200,7 +199,7 @@ def main(argv=None) -> int:
         f"batch {args.batch}, {args.warmup} warm-up + {args.steps} timed steps; "
         f"\"< x\": stopped at the {args.cap:.0f} s cap, an upper bound.",
         "",
-        f"Environment: {environment()}. Command: `python train/bench_train.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+        f"Environment: {environment()}. Command: `python -m train.bench_train {' '.join(argv if argv is not None else sys.argv[1:])}` "
         f"({(time.time() - t0) / 60:.1f} min).",
         "",
         "| model | params | " + " | ".join(modes) + " | best |",

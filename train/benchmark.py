@@ -70,15 +70,13 @@ from typing import Any, Callable
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import hub_models  # noqa: E402
-from hub_models import metrics  # noqa: E402
-from hub_models.base import INFERENCE_MODES_FILE, normalize_inference_mode  # noqa: E402
-from hub_models.degradations import bicubic_degrade, mod_crop  # noqa: E402
-from train.data import IMAGE_SUFFIXES, list_images  # noqa: E402
-from train.evaluate import evaluate_model, load_hr  # noqa: E402
-from train.hardware import cpu_model_name  # noqa: E402
+import hub_models
+from hub_models import metrics
+from hub_models.base import INFERENCE_MODES_FILE, normalize_inference_mode
+from hub_models.degradations import bicubic_degrade, mod_crop
+from train.data import IMAGE_SUFFIXES, list_images
+from train.evaluate import evaluate_model, load_hr
+from train.hardware import cpu_model_name
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FACESR_SHARED", REPO.parent / "shared"))

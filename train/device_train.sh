@@ -74,7 +74,7 @@ while IFS='|' read -r name model scale init extra; do
     args+=(--init-from "$init")
   fi
   # shellcheck disable=SC2086  # $extra holds several arguments; later ones win (tiny last)
-  "$PY" train/train.py "${args[@]}" $extra "${tiny[@]}" >"$RUNS/dev-$name.log" 2>&1 &
+  "$PY" -m train.train "${args[@]}" $extra "${tiny[@]}" >"$RUNS/dev-$name.log" 2>&1 &
   pids+=($!)
   names+=("$name")
 done <<<"$ALL_JOBS"

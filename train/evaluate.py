@@ -23,12 +23,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import hub_models  # noqa: E402
-from hub_models import metrics  # noqa: E402
-from hub_models.degradations import bicubic_degrade, mod_crop  # noqa: E402
-from train.data import list_images, read_rgb  # noqa: E402
+import hub_models
+from hub_models import metrics
+from hub_models.degradations import bicubic_degrade, mod_crop
+from train.data import list_images, read_rgb
 
 
 def load_hr(paths: list[Path]) -> list[torch.Tensor]:

@@ -16,12 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from train import evaluate  # noqa: E402
-from train.data import list_images, read_rgb, sharpness  # noqa: E402
+from train import evaluate
+from train.data import list_images, read_rgb, sharpness
 
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "bench" / "experiments"
 

@@ -25,11 +25,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import hub_models  # noqa: E402
-from hub_models.__main__ import model_table  # noqa: E402
-from hub_models.registry import CHECKPOINT_DIR  # noqa: E402
+import hub_models
+from hub_models.__main__ import model_table
+from hub_models.registry import CHECKPOINT_DIR
 
 README = ROOT / "README.md"
 BENCH = ROOT / "bench"
@@ -114,7 +113,7 @@ BLOCKS = {
     "shipped": shipped_table,
     "speed": lambda: bench_file("speed.md"),
     "quality": lambda: bench_file("quality.md"),
-    "train_speed": lambda: bench_file("train_speed.md", "python train/bench_train.py --quick"),
+    "train_speed": lambda: bench_file("train_speed.md", "python -m train.bench_train --quick"),
     "train_speed_xeon": lambda: bench_file("train_speed_xeon.md"),
     "experiments": experiments_table,
 }

@@ -21,14 +21,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import hub_models  # noqa: E402
-from hub_models.registry import CHECKPOINT_DIR  # noqa: E402
-from train.data import list_images  # noqa: E402
-from train.recipes import RECIPES, get_recipe  # noqa: E402
-from train.train import add_warm_start_history, note_batch_override, note_schedule_override  # noqa: E402
-from train.evaluate import evaluate_model, load_hr, main as evaluate_main, rewrite_card  # noqa: E402
+import hub_models
+from hub_models.registry import CHECKPOINT_DIR
+from train.data import list_images
+from train.recipes import RECIPES, get_recipe
+from train.train import add_warm_start_history, note_batch_override, note_schedule_override
+from train.evaluate import evaluate_model, load_hr, main as evaluate_main, rewrite_card
 
 FP16_TOLERANCE_DB = 0.01
 

@@ -1,8 +1,8 @@
 """Train any registered model with its paper's recipe, on one CPU, one GPU or many GPUs.
 
-    python train/train.py --model rafsr --data ../shared/data/utkface \\
+    python -m train.train --model rafsr --data ../shared/data/utkface \\
         --train-list train.txt --val-list val.txt --steps 20000 --output runs/rafsr-x4 --resume
-    accelerate launch --multi_gpu --num_processes 4 train/train.py --model agrnet_hr ...
+    accelerate launch --multi_gpu --num_processes 4 -m train.train --model agrnet_hr ...
 
 The output folder holds `state/` (accelerate's full training state, for --resume),
 `best/` and `last/` (save_pretrained folders that hub_models.load reads, with a card),
@@ -34,15 +34,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `accelerate launch train/train.py` from the repo root
-
-import hub_models  # noqa: E402
-from hub_models.degradations import imresize  # noqa: E402
-from train.hardware import cpu_has_native_bf16, cpu_model_name  # noqa: E402
-from train.data import (FaceCrops, MixedCrops, StepSampler, center_square, drop_blurriest, hr_to_float,  # noqa: E402
+import hub_models
+from hub_models.degradations import imresize
+from train.hardware import cpu_has_native_bf16, cpu_model_name
+from train.data import (FaceCrops, MixedCrops, StepSampler, center_square, drop_blurriest, hr_to_float,
                         list_images, mix_weights, sharpest, sharpness)
-from train.losses import FEATURE_TERMS, GAN_TERMS, Criterion  # noqa: E402
-from train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
+from train.losses import FEATURE_TERMS, GAN_TERMS, Criterion
+from train.recipes import RECIPES, Recipe, get_recipe
 
 EXIT_NONFINITE = 3
 

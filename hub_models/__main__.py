@@ -1,6 +1,16 @@
-"""`python -m hub_models`: the table of registered architectures (the README's model list)."""
+"""`python -m hub_models`: the table of registered architectures (the README's model list).
+
+    python -m hub_models                                   # the table
+    python -m hub_models export NAME --format onnx [--out FILE] [--scale S] [--opset N]
+
+`export` writes an architecture (untrained default config) or a checkpoint (a name of
+`hub_models.list_checkpoints()`, or a folder) as ONNX: the network at one scale, dynamic
+batch/height/width (see `hub_models.onnx_export`)."""
 
 from __future__ import annotations
+
+import argparse
+import sys
 
 import hub_models
 
@@ -21,5 +31,39 @@ def model_table() -> str:
     return "\n".join(lines)
 
 
+def _export(args) -> int:
+    from hub_models.onnx_export import OPSET, export_onnx
+
+    if args.name in hub_models.MODELS:
+        model, source = hub_models.MODELS[args.name](), "untrained default config"
+    else:
+        model, source = hub_models.load(args.name), "weights " + args.name
+    scale = model._resolve_scale(args.scale)
+    out = args.out or f"{args.name.rstrip('/').split('/')[-1]}-x{scale}.onnx"
+    path = export_onnx(model.eval(), out, scale=scale, opset=args.opset or OPSET)
+    print(f"wrote {path}: {model.architecture} x{scale} ({source}), ONNX opset {args.opset or OPSET}, "
+          "input x: float32 (N,3,H,W) dynamic" + (" (bicubic-upsampled LR)" if model.pre_upsampled else " (LR)")
+          + (f", H and W multiples of {model.input_multiple}" if model.input_multiple > 1 else ""))
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hub_models", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command")
+    ex = sub.add_parser("export", help="write a model as ONNX (dynamic batch, height, width)")
+    ex.add_argument("name", help="architecture (untrained default config), checkpoint name or folder")
+    ex.add_argument("--format", choices=["onnx"], default="onnx")
+    ex.add_argument("--out", help="output file (default NAME-xSCALE.onnx)")
+    ex.add_argument("--scale", type=int, help="scale of multi-scale models (default: the model's default)")
+    ex.add_argument("--opset", type=int, help="ONNX opset (default: hub_models.onnx_export.OPSET)")
+    ex.set_defaults(func=_export)
+    args = p.parse_args(argv)
+    if args.command is None:
+        print(model_table())
+        return 0
+    return args.func(args)
+
+
 if __name__ == "__main__":
-    print(model_table())
+    sys.exit(main())

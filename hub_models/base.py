@@ -80,8 +80,8 @@ class StrictHubMixin(PyTorchModelHubMixin):
 #: the tokens a mode is made of, joined by "+" in this order: e.g. "channels_last",
 #: "bf16+channels_last", "compile+channels_last"; "fp32" alone is plain float32 NCHW eager
 INFERENCE_MODE_TOKENS = ("fp32", "compile", "bf16", "fp16", "channels_last")
-#: per architecture and device type, the fastest mode the benchmark measured harmless
-#: (< 0.05 dB Y-PSNR against fp32); written by `python -m train.benchmark --write-modes`
+#: per architecture and CPU class (or GPU device type), the fastest mode the benchmark measured
+#: harmless (< 0.05 dB Y-PSNR against fp32); written by `python -m train.benchmark --write-modes`
 INFERENCE_MODES_FILE = Path(__file__).resolve().parent / "inference_modes.json"
 #: environment variable overriding the mode of every model ("fp32", "channels_last", ...)
 INFERENCE_MODE_ENV = "FACESR_INFERENCE_MODE"
@@ -123,13 +123,31 @@ def read_inference_modes(path: Path | str | None = None) -> dict[str, dict[str, 
     return modes
 
 
+#: the CPU mode where nothing was measured for this CPU class: fp32, channels_last layout
+#: (no numeric change; faster than NCHW on every CPU measured so far)
+CPU_FALLBACK_MODE = "channels_last"
+
+
+def mode_key(device_type: str) -> str:
+    """The modes file's key for this machine: its CPU class on CPUs (`hub_models.machine.cpu_class`,
+    e.g. "cpu:amx_bf16:2c"), else the device type ("cuda", "mps")."""
+    if device_type == "cpu":
+        from .machine import cpu_class
+
+        return cpu_class()
+    return device_type
+
+
 def measured_inference_mode(architecture: str, device_type: str) -> str:
-    """The modes file's choice for this architecture on this device type, else "fp32"."""
-    mode = read_inference_modes().get(architecture, {}).get(device_type, "fp32")
+    """The modes file's choice for this architecture on this machine (CPUs: the entry of the
+    CPU class the code runs on, not of the machine that wrote the file), else fp32 (on CPUs
+    fp32 channels_last, `CPU_FALLBACK_MODE`)."""
+    fallback = CPU_FALLBACK_MODE if device_type == "cpu" else "fp32"
+    mode = read_inference_modes().get(architecture, {}).get(mode_key(device_type), fallback)
     try:
         return normalize_inference_mode(mode)
     except ValueError:
-        return "fp32"
+        return fallback
 
 
 class SRModel(
@@ -199,14 +217,16 @@ class SRModel(
         return self(x)
 
     #: numeric mode of `upscale`: None = automatic ($FACESR_INFERENCE_MODE, else the mode
-    #: measured for this architecture in inference_modes.json, else "fp32"); set it on an
+    #: measured for this architecture and CPU class in inference_modes.json, else fp32
+    #: channels_last on CPUs, fp32 elsewhere); set it on an
     #: instance to override, e.g. ``model.inference_mode = "fp32"`` (see `INFERENCE_MODE_TOKENS`)
     inference_mode: str | None = None
 
     def resolved_inference_mode(self, device: torch.device | str = "cpu") -> str:
         """The mode `upscale` uses on `device`: the instance's `inference_mode` if set, else
         $FACESR_INFERENCE_MODE if set, else the benchmark's measured choice for this
-        architecture and device type (hub_models/inference_modes.json), else "fp32"."""
+        architecture on this CPU class or GPU device type (hub_models/inference_modes.json),
+        else fp32 (channels_last on CPUs)."""
         chosen = self.inference_mode
         if chosen in (None, "auto"):
             chosen = os.environ.get(INFERENCE_MODE_ENV) or None

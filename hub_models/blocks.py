@@ -174,7 +174,11 @@ class SelfAttention(nn.Module):
         # elements (exact: each query's softmax is over all keys); small inputs: one chunk.
         q, k, v = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
         chunk = max(1, self.max_scores // (n * key.shape[1]))
-        out = torch.cat([F.scaled_dot_product_attention(qc, k, v, scale=1.0) for qc in q.split(chunk, dim=2)], dim=2)
+        if chunk >= q.shape[2]:  # one chunk: no split (an exported graph keeps no split size then)
+            out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        else:
+            out = torch.cat([F.scaled_dot_product_attention(qc, k, v, scale=1.0) for qc in q.split(chunk, dim=2)],
+                            dim=2)
         out = out.squeeze(1).transpose(1, 2).reshape(n, c, height, width)
         return self.gamma * out + x
 

@@ -5,7 +5,7 @@
   image whatever the network's own input is (LR or bicubic pre-upsampled), pads inputs the
   network cannot take and crops the result back;
 - `architecture` (the registry name) and the scale(s) written into `config.json`;
-- strict loading with a clear error naming the missing and unexpected keys;
+- strict loading with clear errors, and a card that survives load -> save (see `hub.py`);
 - a real model card (see `card.py`) with metrics only from evaluation results handed in.
 """
 
@@ -19,61 +19,18 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from .card import MODEL_CARD_TEMPLATE, build_card, card_context
+from .card import MODEL_CARD_TEMPLATE, build_card, card_context, weights_terms
+from .hub import CheckpointMismatchError, StrictHubMixin, load_state_strict  # noqa: F401 (re-exported)
 from .images import as_image_batch
 
 REPO_URL = "https://github.com/facesr-hub/facesr-hub"
 
 
-class CheckpointMismatchError(RuntimeError):
-    """A checkpoint's tensors do not match the architecture its config describes."""
-
-
 def check_image_batch(x: torch.Tensor, name: str = "lr") -> torch.Tensor:
     """Validate an image batch (N,3,H,W) float in [0,1]; a single (3,H,W) gets a batch dim."""
     return as_image_batch(x, name)[0]
-
-
-class StrictHubMixin(PyTorchModelHubMixin):
-    """PyTorchModelHubMixin with strict loading by default and a clear mismatch error.
-
-    huggingface_hub loads with strict=False unless told otherwise, which would silently
-    leave a mismatched layer at its random init; here a mismatch raises
-    `CheckpointMismatchError` naming the keys, and a folder saved by another architecture
-    is refused before any weight is read.
-    """
-
-    @classmethod
-    def _from_pretrained(cls, *, model_id: str, strict: bool = True, **kwargs):
-        config_file = Path(model_id) / "config.json"
-        if config_file.is_file():
-            saved = json.loads(config_file.read_text()).get("architecture")
-            if saved and cls.architecture and saved != cls.architecture:
-                raise CheckpointMismatchError(
-                    f"{model_id} holds a {saved!r} model, not {cls.architecture!r}; "
-                    f"use hub_models.load({str(model_id)!r}) to get the right class"
-                )
-        return super()._from_pretrained(model_id=model_id, strict=strict, **kwargs)
-
-    @classmethod
-    def _load_as_safetensor(cls, model, model_file: str, map_location: str, strict: bool):
-        from safetensors.torch import load_file
-
-        if not Path(model_file).is_file():
-            raise FileNotFoundError(f"no model.safetensors at {model_file}")
-        state = load_file(model_file, device=str(map_location))
-        load_state_strict(model, state, source=model_file, strict=strict)
-        return model.eval()
-
-    @classmethod
-    def _load_as_pickle(cls, model, model_file: str, map_location: str, strict: bool):
-        state = torch.load(model_file, map_location=map_location, weights_only=True)
-        load_state_strict(model, state, source=model_file, strict=strict)
-        return model.eval()
-
 
 
 # -- inference modes ---------------------------------------------------------------------
@@ -293,56 +250,40 @@ class SRModel(
         config["architecture"] = self.architecture
         return config
 
-    def save_pretrained(self, save_directory, *, config=None, model_card_kwargs=None, **kwargs):
-        """Save config.json, model.safetensors and a model card README.md (always rewritten).
+    def save_pretrained(self, save_directory, *, config=None, model_card_kwargs=None, push_to_hub=False,
+                        repo_id=None, **push_kwargs):
+        """Save config.json, model.safetensors, the card README.md (always rewritten), LICENSE.md
+        (the weights' terms) and the card's sources: training.json, eval_results.json, examples/.
 
-        `model_card_kwargs` may hold `eval_results` (rows from the evaluation command) and
-        `training` (a dict describing the run); see `card.card_context`.
+        `model_card_kwargs` may hold `eval_results` (rows from the evaluation command), `training`
+        (a dict describing the run), `name` and `examples` ({path: PNG bytes}); see
+        `card.card_context`. Without it, a model loaded from a folder keeps that folder's card,
+        results, examples and fp16 storage, unless its weights changed since (then the card says so).
         """
         save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
         (save_directory / "README.md").unlink(missing_ok=True)
-        card_kwargs = card_context(self, **(model_card_kwargs or {}))
-        return super().save_pretrained(
-            save_directory, config=config or self.config_dict(), model_card_kwargs=card_kwargs, **kwargs
-        )
+        card_kwargs = self.recorded_card_kwargs() if model_card_kwargs is None else dict(model_card_kwargs)
+        context = card_context(self, **card_kwargs)
+        config = config or self.config_dict()
+        super().save_pretrained(save_directory, config=config, model_card_kwargs=context)
+        self.write_record_files(save_directory, card_kwargs, weights_terms(card_kwargs.get("training"),
+                                                                           card_kwargs.get("eval_results"))["text"])
+        if push_to_hub:
+            return self.push_to_hub(repo_id or save_directory.name, config=config,
+                                    model_card_kwargs=model_card_kwargs, **push_kwargs)
+        return None
 
     def push_to_hub(self, repo_id: str, *, config=None, model_card_kwargs=None, **kwargs):
-        card_kwargs = card_context(self, **(model_card_kwargs or {}))
-        return super().push_to_hub(
-            repo_id, config=config or self.config_dict(), model_card_kwargs=card_kwargs, **kwargs
-        )
+        """Upload what `save_pretrained` writes (the same card kwargs) as one commit to `repo_id`."""
+        return super().push_to_hub(repo_id, config=config or self.config_dict(), model_card_kwargs=model_card_kwargs,
+                                   **kwargs)
 
     def generate_model_card(self, *args, **kwargs):
-        """The model card; kwargs are `card_context`'s (eval_results, training, name)."""
+        """The model card; kwargs are `card_context`'s (eval_results, training, name, examples)."""
         if "metrics_table" not in kwargs:
             kwargs = card_context(self, **kwargs)
         return build_card(self, **kwargs)
-
-
-def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint", strict: bool = True) -> None:
-    """Load `state` into `model`; names missing/unexpected keys and shape mismatches.
-
-    Tensors stored in a lower precision (fp16 checkpoints) are cast to the model's dtype.
-    """
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(state))
-        if state[k].shape != own[k].shape
-    ]
-    if mismatched or (strict and (missing or unexpected)):
-        def show(keys: list[str]) -> str:
-            return ", ".join(keys[:10]) + (f" ... (+{len(keys) - 10} more)" if len(keys) > 10 else "") or "none"
-
-        raise CheckpointMismatchError(
-            f"{source} does not match {type(model).__name__}({json.dumps(getattr(model, '_hub_mixin_config', {}))}): "
-            f"missing keys: {show(missing)}; unexpected keys: {show(unexpected)}; "
-            f"shape mismatches: {show(mismatched)}. Is config.json the one these weights were saved with?"
-        )
-    cast = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items() if k in own}
-    model.load_state_dict(cast, strict=strict)
 
 
 class Discriminator(

@@ -16,6 +16,8 @@ deviations); the training script fills it. The paper's own figures come from the
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -23,10 +25,16 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 if TYPE_CHECKING:
     from .base import SRModel
 
-DATA_TERMS = (
-    "UTKFace and CelebA are released for non-commercial research only; weights trained on "
-    "them inherit these terms (the code is MIT, the weights are not)."
-)
+#: the data sets this project knows, by the names its records use (not Hub dataset ids)
+DATASETS = {
+    "utkface": {"name": "UTKFace", "url": "https://susanqq.github.io/UTKFace/",
+                "terms": "non-commercial research purposes only"},
+    "celeba": {"name": "CelebA", "url": "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
+               "terms": "non-commercial research purposes only"},
+}
+#: Hub namespace the shipped checkpoints are published under (base_model of warm-started ones)
+HUB_NAMESPACE = "facesr-hub"
+CODE_TERMS = "MIT (the `LICENSE` file of the code repository)"
 
 METRIC_NAMES = {"psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y", "lpips": "LPIPS (alex)", "psnr_rgb": "PSNR-RGB (dB)"}
 
@@ -55,11 +63,18 @@ sr = model.upscale(lr)                       # lr: (N,3,h,w) float in [0,1] -> (
 
 {{ metrics_table }}
 
+{{ examples_section }}
+
 ## Training
 
 {{ training_section }}
 
-**Data terms.** {{ data_terms }}
+{{ data_section }}
+
+## Licence
+
+- **Code:** {{ code_terms }}.
+- **Weights:** {{ weights_terms }}
 
 ## Paper says / we do
 
@@ -83,20 +98,20 @@ def metrics_table(model: "SRModel", eval_results: list[dict] | None) -> str:
     """Markdown table of our measured rows, bicubic measured the same way, and the paper."""
     lines = []
     metrics = ["psnr_y", "ssim_y", "lpips", "psnr_rgb"]
-    header = "| data | scale | method | " + " | ".join(METRIC_NAMES[m] for m in metrics) + " |"
-    lines += [header, "|" + "---|" * (3 + len(metrics))]
+    header = "| data | split | scale | method | " + " | ".join(METRIC_NAMES[m] for m in metrics) + " |"
+    lines += [header, "|" + "---|" * (4 + len(metrics))]
     commands = []
     for row in eval_results or []:
         for who in ("model", "bicubic"):
             if who in row:
                 label = "**this model**" if who == "model" else "bicubic"
                 cells = " | ".join(_fmt(row[who].get(m), m) for m in metrics)
-                lines.append(f"| {row['dataset']} | x{row['scale']} | {label} | {cells} |")
+                lines.append(f"| {row['dataset']} | {row_split(row)} | x{row['scale']} | {label} | {cells} |")
         if row.get("command") and row["command"] not in commands:
             commands.append(row["command"])
     for ref in model.paper_results:
         cells = " | ".join(_fmt(ref.get(m), m) for m in metrics)
-        lines.append(f"| {ref['dataset']} | x{ref['scale']} | paper: {ref.get('method', model.architecture)} | {cells} |")
+        lines.append(f"| {ref['dataset']} | paper's | x{ref['scale']} | paper: {ref.get('method', model.architecture)} | {cells} |")
     if not eval_results:
         lines.insert(0, "No evaluation results were handed to this card: the model has not been measured yet.\n")
     notes = []
@@ -107,6 +122,9 @@ def metrics_table(model: "SRModel", eval_results: list[dict] | None) -> str:
             "8-pixel border cropped, 7x7 uniform SSIM; per-image values averaged). "
             "LR = antialiased bicubic downscale of the HR image. LPIPS: AlexNet v0.1 on RGB."
         )
+    if any(row_split(row) == "validation" for row in eval_results or []):
+        notes.append("Split *validation*: the training run picked its best checkpoint on (part of) this list, "
+                     "so these rows are not a held-out test.")
     if model.paper_results:
         notes.append("Rows labelled *paper* are the paper's own figures, on the paper's data, quoted for reference.")
     for command in commands:
@@ -124,15 +142,111 @@ def model_index(model: "SRModel", eval_results: list[dict] | None) -> list[EvalR
                 EvalResult(
                     task_type="image-to-image",
                     task_name=f"Face super-resolution x{row['scale']}",
-                    dataset_type=row.get("dataset_id", row["dataset"].split()[0].lower()),
+                    dataset_type=dataset_id(row),
                     dataset_name=row["dataset"],
-                    dataset_split=row.get("split", "test"),
+                    dataset_split=row_split(row),
                     metric_type=metric,
                     metric_name=f"{METRIC_NAMES[metric]} x{row['scale']}",
                     metric_value=round(float(value), 4),
                 )
             )
     return results
+
+
+def row_split(row: dict) -> str:
+    """A result row's split: its own, else "validation" for validation lists (UTKFace-val), else "test"."""
+    return row.get("split") or ("validation" if re.search(r"(^|[^a-z])val", row["dataset"].lower()) else "test")
+
+
+def dataset_id(row: dict) -> str:
+    """The model-index dataset type of a row: this project's name (e.g. celeba-1000), not a Hub id."""
+    return row.get("dataset_id", row["dataset"].split()[0].lower())
+
+
+def known_dataset(name: str) -> str | None:
+    """The `DATASETS` key a data folder or set name belongs to (celeba_test1000 -> celeba)."""
+    lowered = name.lower()
+    return next((key for key in DATASETS if lowered.startswith(key) or f"/{key}" in lowered), None)
+
+
+def training_datasets(training: dict | None) -> list[str]:
+    """The data sets that trained the weights: the record's "datasets" (runs since data mixing),
+    else the known data sets named in its "data" line (older records)."""
+    training = training or {}
+    if training.get("datasets"):
+        return [str(d) for d in training["datasets"]]
+    data = str(training.get("data", "")).lower()
+    return [key for key in DATASETS if re.search(rf"(^|[^a-z]){key}", data)]
+
+
+def base_model(training: dict | None, name: str | None) -> str | None:
+    """The Hub id of the checkpoint these weights were warm-started from (a shipped checkpoint under
+    `HUB_NAMESPACE`, or a Hub id as given); None for runs' folders, the same checkpoint or no warm start."""
+    start = str((training or {}).get("warm start") or "none")
+    if start == "none" or start.startswith(("runs/", "/", ".")):
+        return None
+    parent = f"{HUB_NAMESPACE}/{Path(start).name}" if start.startswith("checkpoints/") or "/" not in start else start
+    return None if name and parent.split("/")[-1] == name else parent
+
+
+def weights_terms(training: dict | None, eval_results: list[dict] | None = None) -> dict[str, Any]:
+    """Licence metadata and LICENSE.md text of the weights: the terms of the data they were trained
+    on (and evaluated on, as this project reads CelebA's terms). Untrained weights: MIT, no text."""
+    trained = training_datasets(training)
+    if not trained:
+        return {"license": "mit", "text": None, "summary": "no training record: MIT, as the code."}
+    evaluated = [known_dataset(row["dataset"]) for row in eval_results or []]
+    involved = list(dict.fromkeys([known_dataset(d) or d for d in trained] + [d for d in evaluated if d]))
+    known = [DATASETS[d] for d in involved if d in DATASETS]
+    unknown = [d for d in involved if d not in DATASETS]
+    lines = [f"- {info['name']} ({info['url']}): released for {info['terms']}." for info in known]
+    lines += [f"- {d}: terms not known to this toolkit; check them before using these weights." for d in unknown]
+    summary = (f"trained on {', '.join(known_dataset(d) and DATASETS[known_dataset(d)]['name'] or d for d in trained)}"
+               + (f", evaluated on {', '.join(DATASETS[d]['name'] for d in dict.fromkeys(evaluated) if d)}" if evaluated else "")
+               + "; they carry the terms of that data"
+               + (" (**non-commercial research only**)" if known else "") + ", not the code's MIT licence. See LICENSE.md.")
+    text = ("# Terms of these weights\n\nThese weights are not under the code's MIT licence. They were "
+            f"{summary.split('; ')[0]}, and carry the terms of that data:\n\n" + "\n".join(lines) + "\n\n"
+            "Use them for non-commercial research only; the people shown in the data keep their rights "
+            "to their likeness. The code that defines and trains the model is MIT-licensed.\n")
+    if not known:
+        text = text.replace("Use them for non-commercial research only; ", "")
+    slug = "-".join(d for d in involved if d in DATASETS) or "training-data"
+    return {"license": "other", "license_name": f"{slug}-{'non-commercial' if known else 'terms'}",
+            "license_link": "LICENSE.md", "text": text, "summary": summary}
+
+
+def data_section(training: dict | None, eval_results: list[dict] | None) -> str:
+    """What the metadata's dataset names are (this project's, not Hub dataset ids)."""
+    lines = []
+    for d in training_datasets(training):
+        info = DATASETS.get(known_dataset(d) or "")
+        lines.append(f"`{d}`: " + (f"{info['name']}, {info['url']}" if info else "a local data folder"))
+    for row in eval_results or []:
+        ident = f"`{dataset_id(row)}`: {row['dataset']}"
+        info = DATASETS.get(known_dataset(row["dataset"]) or "")
+        line = ident + (f" ({info['name']}, {info['url']})" if info else "") + f", split {row_split(row)}"
+        if line not in lines:
+            lines.append(line)
+    if not lines:
+        return ""
+    return ("**Data names.** The `datasets` and model-index names in the metadata are this project's "
+            "names, not Hub dataset ids: " + "; ".join(lines) + ".")
+
+
+def examples_section(examples: dict | list | None, scale: int) -> str:
+    """A row of the example images saved beside the card (input, bicubic, this model, original)."""
+    if not examples:
+        return ""
+    paths = sorted(examples)
+    order = ["input", "bicubic", "output", "original"]
+    paths.sort(key=lambda p: order.index(Path(p).stem) if Path(p).stem in order else len(order))
+    captions = {"input": f"input (the LR image, shown at its size; x{scale})", "bicubic": "bicubic",
+                "output": "this model", "original": "original (CelebA test face)"}
+    head = " | ".join(captions.get(Path(p).stem, Path(p).stem) for p in paths)
+    cells = " | ".join(f"![{Path(p).stem}]({p})" for p in paths)
+    return (f"### Example\n\n| {head} |\n|{'---|' * len(paths)}\n| {cells} |\n\n"
+            "Made by `python -m train.cards` from a CelebA test face (bicubic downscale, as in the evaluation).")
 
 
 def _plain(value: Any) -> str:
@@ -154,8 +268,10 @@ def training_section(training: dict | None) -> str:
     return "\n".join(lines)
 
 
-def card_context(model: "SRModel", eval_results: list[dict] | None = None, training: dict | None = None, name: str | None = None) -> dict:
-    """Everything the card template needs besides `card_data`."""
+def card_context(model: "SRModel", eval_results: list[dict] | None = None, training: dict | None = None,
+                 name: str | None = None, examples: dict | list | None = None, weights_note: str | None = None) -> dict:
+    """Everything the card template needs besides `card_data`; `examples`: the example images'
+    paths in the folder ({path: PNG bytes or None}); `weights_note`: said first (changed weights)."""
     paper = model.paper
     authors = paper.get("authors", "")
     paper_line = f"{paper.get('title', 'n/a')}" + (f" — {authors}" if authors else "")
@@ -173,6 +289,8 @@ def card_context(model: "SRModel", eval_results: list[dict] | None = None, train
     if isinstance(gan_source, str) and gan_source.startswith("dropped"):
         summary += (" **This checkpoint is the generator after a pre-training stage without the adversarial"
                     " term** (no discriminator; recipe sources: gan), not the GAN-trained model.")
+    if weights_note:
+        summary = weights_note + "\n\n" + summary
     return {
         "title": name or f"{type(model).__name__} (x{'/x'.join(map(str, model.supported_scales))})",
         "summary": summary,
@@ -185,7 +303,10 @@ def card_context(model: "SRModel", eval_results: list[dict] | None = None, train
         "load_name": name or model.architecture,
         "metrics_table": metrics_table(model, eval_results),
         "training_section": training_section(training),
-        "data_terms": DATA_TERMS,
+        "data_section": data_section(training, eval_results),
+        "code_terms": CODE_TERMS,
+        "weights_terms": weights_terms(training, eval_results)["summary"],
+        "examples_section": examples_section(examples, model.default_scale),
         "decisions_table": "\n".join(decisions) if model.decisions else "No open decisions.",
         "config_json": json.dumps(model.config_dict(), indent=2, sort_keys=True),
         "_eval_results": eval_results,
@@ -202,9 +323,15 @@ def build_card(model: "SRModel", **context: Any) -> ModelCard:
     name = context.pop("_name", None)
     data = ModelCardData(**info.model_card_data.to_dict())
     data.tags = sorted(set((data.tags or []) + [model.architecture]))
-    datasets = training.get("datasets") if isinstance(training, dict) else None
-    if datasets:
-        data.datasets = list(datasets)
+    terms = weights_terms(training, eval_results)
+    data.license = terms["license"]
+    if terms["license"] == "other":
+        data.license_name, data.license_link = terms["license_name"], terms["license_link"]
+    if training_datasets(training):
+        data.datasets = training_datasets(training)
+    parent = base_model(training, name)
+    if parent:
+        data.base_model, data.base_model_relation = parent, "finetune"
     results = model_index(model, eval_results)
     if results:
         data.model_name = name or model.architecture

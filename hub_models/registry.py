@@ -2,7 +2,8 @@
 
 Architectures register themselves with `@register("name")`; the demo, training and
 benchmarks list `MODELS` instead of naming classes again. Shipped checkpoints are the
-folders under `checkpoints/<name>/` at the repository root (or `$FACESR_CHECKPOINTS`).
+folders under `checkpoints/<name>/` at the repository root (or `$FACESR_CHECKPOINTS`); an
+installed wheel carries them as `hub_models/_checkpoints/`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import re
 from pathlib import Path
 
 from .base import SRModel
+from .hub import MODEL_FILES, looks_local, missing_path_error
 
 MODELS: dict[str, type[SRModel]] = {}
 
-CHECKPOINT_DIR = Path(os.environ.get("FACESR_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
+_BUNDLED = Path(__file__).resolve().parent / "_checkpoints"  # only in a built wheel (pyproject.toml)
+CHECKPOINT_DIR = Path(os.environ.get("FACESR_CHECKPOINTS") or
+                      (_BUNDLED if _BUNDLED.is_dir() else Path(__file__).resolve().parent.parent / "checkpoints"))
 
 
 def register(name: str):
@@ -89,7 +93,11 @@ def load(name_or_path: str | os.PathLike, map_location: str = "cpu") -> SRModel:
     match = _BICUBIC_NAME.match(text)
     if match:
         return create("bicubic", scale=int(match.group(1) or 4)).eval()
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not path.exists():
+    if path.is_file():
+        raise FileNotFoundError(f"{text} is a file; pass the model folder that holds it (config.json + model.safetensors)")
+    if looks_local(name_or_path):
+        raise missing_path_error(name_or_path)
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", text):
         return _load_hub(text, map_location)
     raise FileNotFoundError(f"no model called {text!r}. {_what_exists()}")
 
@@ -105,7 +113,7 @@ def _load_hub(repo_id: str, map_location: str) -> SRModel:
     from huggingface_hub import snapshot_download
 
     try:
-        folder = snapshot_download(repo_id, allow_patterns=["config.json", "model.safetensors", "README.md"])
+        folder = snapshot_download(repo_id, allow_patterns=MODEL_FILES)
     except Exception as err:  # offline, unknown repo, no access: say so plainly
         raise FileNotFoundError(
             f"{repo_id!r} is not a local folder nor a shipped checkpoint, and the Hub could not "

@@ -25,7 +25,9 @@ import torch
 
 import hub_models
 from hub_models import metrics
+from hub_models.card import weights_terms
 from hub_models.degradations import bicubic_degrade, mod_crop
+from hub_models.hub import folder_model_name
 from train.data import list_images, read_rgb
 
 
@@ -67,13 +69,18 @@ def evaluate_model(model, hr_images: list[torch.Tensor], scale: int, protocol: s
 
 
 def rewrite_card(folder: Path, model=None) -> None:
-    """Regenerate README.md from the folder's training.json and eval_results.json."""
+    """Regenerate README.md and LICENSE.md from the folder's training.json, eval_results.json
+    and example images (examples/*.png)."""
     folder = Path(folder)
     model = model or hub_models.load(folder)
     training = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else None
     rows = json.loads((folder / "eval_results.json").read_text()) if (folder / "eval_results.json").is_file() else None
-    name = folder.name if folder.parent.name == "checkpoints" else None
-    model.generate_model_card(eval_results=rows, training=training, name=name).save(folder / "README.md")
+    examples = {p.relative_to(folder).as_posix(): None for p in sorted(folder.glob("examples/*.png"))}
+    name = folder_model_name(folder) if folder.parent.name == "checkpoints" else None
+    model.generate_model_card(eval_results=rows, training=training, name=name, examples=examples).save(folder / "README.md")
+    terms = weights_terms(training, rows)["text"]
+    if terms:
+        (folder / "LICENSE.md").write_text(terms)
 
 
 def store_result(folder: Path, row: dict) -> None:

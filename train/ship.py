@@ -8,7 +8,8 @@ Steps: (1) compare fp32 and fp16-rounded weights on the first `--fp16-check` Cel
 store fp16 only if Y-PSNR moves by less than 0.01 dB (the measured change is written into
 the card); (2) save_pretrained into checkpoints/<name>/ with the run's training record;
 (3) `train.evaluate` on CelebA-1000 and on the UTKFace validation list at the model's
-scale(s), each stored in eval_results.json, and the card rewritten from them.
+scale(s), each stored in eval_results.json, and the card rewritten from them with example
+images (train.cards).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from train.data import list_images
 from train.recipes import RECIPES, get_recipe
 from train.train import add_warm_start_history, note_batch_override, note_schedule_override
 from train.evaluate import evaluate_model, load_hr, main as evaluate_main, rewrite_card
+from train.cards import write_examples
 
 FP16_TOLERANCE_DB = 0.01
 
@@ -122,6 +124,7 @@ def main(argv=None) -> int:
         if args.val_data:
             evaluate_main([args.name, "--data", args.val_data, "--list", "val.txt",
                            "--dataset", f"{Path(args.val_data).resolve().name}-val", *scale_args, "--update-card"])
+    write_examples(target)
     rewrite_card(target)
     print(f"shipped {target}")
     return 0

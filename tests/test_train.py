@@ -144,12 +144,13 @@ def test_stop_and_resume_is_bit_identical(image_dir, tmp_path, shallow_vgg, monk
         return original(self, hr, degrade_seed)
 
     monkeypatch.setattr(train_script.Trainer, "losses", sigterm_during_second_step)
-    assert train_script.main(_args("crlnet", image_dir, cut, 5, *extra)) == 0
+    assert train_script.main(_args("crlnet", image_dir, cut, 5, *extra)) == 128 + signal.SIGTERM  # not "finished"
     monkeypatch.setattr(train_script.Trainer, "losses", original)
     out = capsys.readouterr().out
     assert "stopped by SIGTERM at step 2" in out
     assert json.loads((cut / "state" / "train_state.json").read_text())["step"] == 2
     assert (cut / "state" / "ema.safetensors").is_file() and not (cut / "state.tmp").exists()
+    assert json.loads((cut / "last" / "training.json").read_text())["status"].startswith("interrupted by SIGTERM at step 2 of 5")
 
     assert train_script.main(_args("crlnet", image_dir, cut, 5, *extra, "--resume")) == 0
     assert "resumed from step 2" in capsys.readouterr().out
@@ -167,7 +168,7 @@ def test_stop_and_resume_is_bit_identical(image_dir, tmp_path, shallow_vgg, monk
 
 def test_sigterm_to_every_process_of_a_run_stops_it_cleanly(image_dir, tmp_path):
     """`pkill -f train.py` signals the data workers too: they ignore it, the main process
-    saves its state and exits 0 (a worker killed first used to crash the run)."""
+    saves its state and exits 143 (128 + SIGTERM; a worker killed first used to crash the run)."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "train.train", *_args("srcnn", image_dir, out, 1_000_000),
            "--workers", "1", "--save-every", "1000000", "--val-every", "1000000"]
@@ -189,7 +190,7 @@ def test_sigterm_to_every_process_of_a_run_stops_it_cleanly(image_dir, tmp_path)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     rest = log_file.read_text()
-    assert proc.returncode == 0, rest[-3000:]
+    assert proc.returncode == 128 + signal.SIGTERM, rest[-3000:]
     assert "stopped by SIGTERM" in rest
     assert json.loads((out / "state" / "train_state.json").read_text())["step"] >= 3
 

@@ -10,12 +10,19 @@ The output folder holds `state/` (accelerate's full training state, for --resume
 
 Resuming: `--resume` continues from `state/` (weights, optimisers, RNG, step, EMA); the data
 order, augmentation and degradations depend only on (seed, step), so a run stopped and
-resumed reaches the same weights as an uninterrupted one. The state is written to
-`state.tmp/` and swapped in by renaming, so a kill during a save leaves the previous state.
-SIGTERM/SIGINT or --max-time stop after the current step with the state saved; a non-finite
-loss stops the run before the update that would spoil the weights (exit code 3).
-Several processes (`accelerate launch`) take their own slice of every global batch and
-decide to stop together.
+resumed reaches the same weights as an uninterrupted one. The last two states are kept
+(`state/`, `state.prev/`, written atomically: train/state.py); a damaged newest one is
+reported and the previous one used. A state of another run (model, recipe, batch,
+processes, precision, data) is refused unless --resume-changed. train_log.jsonl is cut
+back to the resumed step.
+Exit codes: 0 finished (or --max-time reached, state saved); 3 non-finite loss or weights
+(stopped before the update that would spoil them); 4 diverged (loss or gradient norm far
+above its running median: train/guard.py; no last/ exported); 128 + signal number (130
+SIGINT, 143 SIGTERM) stopped by a signal after saving the state, last/ exported and marked
+interrupted; 1 refused before training (arguments, data, a mismatched or unusable state).
+Several processes (`accelerate launch`) take their own slice of every global batch, decide
+to stop together, log the loss averaged over all of them and (unless --no-sync-bn) share
+BatchNorm statistics (SyncBatchNorm).
 """
 
 from __future__ import annotations
@@ -41,8 +48,14 @@ from train.data import (FaceCrops, MixedCrops, StepSampler, center_square, drop_
                         list_images, mix_weights, sharpest, sharpness)
 from train.losses import FEATURE_TERMS, GAN_TERMS, Criterion
 from train.recipes import RECIPES, Recipe, get_recipe
+from train.distributed import batchnorm_count, convert_sync_batchnorm, global_mean
+from train.guard import DivergenceGuard
+from train.state import (check_state, find_state, load_training_state, resume_state, run_identity,  # noqa: F401
+                         save_training_state, state_candidates, truncate_log)
 
 EXIT_NONFINITE = 3
+EXIT_DIVERGED = 4
+EXIT_SIGNAL_BASE = 128  # + the signal's number: 130 SIGINT, 143 SIGTERM
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -79,7 +92,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true",
                    help="the class's tiny test_config (and its discriminator's): smoke runs and tests")
     p.add_argument("--init-from", help="warm start: a saved model folder or checkpoint name")
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/state if it exists")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUTPUT/state (or, if it is damaged, the previous state) if there is one")
+    p.add_argument("--resume-changed", action="store_true",
+                   help="with --resume: continue although the model, recipe, batch, processes, precision or data differ "
+                        "from the saved state's (refused otherwise); the changes are recorded in the card")
+    p.add_argument("--grad-accum", type=int, default=1, metavar="N",
+                   help="accumulate gradients over N batches per optimisation step (accelerate's accumulate): "
+                        "batch x processes x N images per step, recorded in the card")
+    p.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=True,
+                   help="with several processes, BatchNorm statistics over the global batch (SyncBatchNorm)")
+    p.add_argument("--diverge-factor", type=float, default=10.0, metavar="K",
+                   help="divergence guard: stop (exit 4) when the loss stays above K x its running median for "
+                        "--diverge-steps steps (0: no guard)")
+    p.add_argument("--diverge-grad-factor", type=float, default=100.0, metavar="K",
+                   help="divergence guard: the same for the gradient norm")
+    p.add_argument("--diverge-steps", type=int, default=20, metavar="N", help="divergence guard: consecutive steps")
+    p.add_argument("--diverge-window", type=int, default=100, metavar="N",
+                   help="divergence guard: steps in the running median")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--drop-blurry", type=float, nargs="+", default=[0.1], metavar="F",
                    help="drop this fraction of the blurriest training images: one for all --data folders or one per folder")
@@ -216,9 +246,13 @@ class Trainer:
     """
 
     def __init__(self, recipe, accelerator, *, model_kwargs: dict | None = None, disc_kwargs: dict | None = None,
-                 init_from: str | None = None, channels_last: bool = True, ema_decay: float = 0.0, seed: int = 0):
+                 init_from: str | None = None, channels_last: bool = True, ema_decay: float = 0.0, seed: int = 0,
+                 sync_bn: bool = True):
         self.recipe, self.accelerator, self.seed = recipe, accelerator, seed
         self.ema_decay = ema_decay
+        # BatchNorm over the global batch when several processes train (the EMA keeps plain BatchNorm)
+        self.sync_bn = sync_bn and accelerator.num_processes > 1
+        self.sync_bn_layers = 0
         cls = hub_models.get_class(recipe.model)
         if init_from:
             net = hub_models.load(init_from)
@@ -240,15 +274,20 @@ class Trainer:
         net = net.train().to(memory_format=self.memory_format)
         self.ema = copy.deepcopy(net).eval().requires_grad_(False).to(accelerator.device) if ema_decay else None
         self.multiscale = hasattr(net, "forward_multiscale")
+        if self.sync_bn:
+            net, self.sync_bn_layers = convert_sync_batchnorm(net)
         module = MultiScaleOutputs(net) if self.multiscale else net
         opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, betas=recipe.betas, eps=recipe.eps)
-        self.disc = self.disc_net = self.d_opt = None
+        self.disc = self.disc_net = self.d_opt = self.disc_kwargs = None
         if recipe.gan:
             if cls.discriminator_cls is None:
                 raise SystemExit(f"recipe for {recipe.model} is adversarial but the class names no discriminator")
             dkw = dict(recipe.gan.discriminator_kwargs if disc_kwargs is None else disc_kwargs)
             self.disc_kwargs = dkw
             disc = cls.discriminator_cls(**dkw).train().to(memory_format=self.memory_format)
+            if self.sync_bn:
+                disc, converted = convert_sync_batchnorm(disc)
+                self.sync_bn_layers += converted
             d_opt = torch.optim.Adam(disc.parameters(), lr=recipe.gan.lr, betas=recipe.gan.betas)
             self.model, self.opt, self.disc, self.d_opt = accelerator.prepare(module, opt, disc, d_opt)
             self.disc_net = accelerator.unwrap_model(self.disc)
@@ -294,22 +333,35 @@ class Trainer:
             loss, parts = self.criterion(fakes[-1], hr, gan_terms)
         return loss, parts, d_loss
 
-    def update(self, loss: torch.Tensor, d_loss: torch.Tensor | None, step: int) -> None:
-        """Generator update (at the schedule's lr for `step`), then the discriminator's, then EMA."""
+    def update(self, loss: torch.Tensor, d_loss: torch.Tensor | None, step: int) -> float | None:
+        """Generator update (at the schedule's lr for `step`), then the discriminator's, then EMA.
+        Inside `accelerator.accumulate` the optimisers step only on the batch that completes the
+        accumulation (accelerate skips the others). Returns the generator's gradient norm
+        (unscaled, before clipping) on the steps that update, else None."""
         acc = self.accelerator
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(step)
         acc.backward(loss)
-        if self.recipe.grad_clip:
-            acc.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
+        grad_norm = None
+        if acc.sync_gradients:
+            if self.recipe.grad_clip:
+                acc.unscale_gradients(self.opt)  # this optimiser only: the discriminator's grads come later
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.recipe.grad_clip)
+            else:
+                grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+                grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+                if acc.scaler is not None:
+                    grad_norm = grad_norm / acc.scaler.get_scale()
+            grad_norm = float(grad_norm)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         if d_loss is not None:
             acc.backward(d_loss)
             self.d_opt.step()
             self.d_opt.zero_grad(set_to_none=True)
-        if self.ema is not None:
+        if self.ema is not None and acc.sync_gradients:
             self.ema_update(step)
+        return grad_norm
 
     @torch.no_grad()
     def ema_update(self, step: int) -> None:
@@ -330,58 +382,6 @@ class Trainer:
         nets = [self.net] + ([self.disc_net] if self.disc_net is not None else [])
         flags = [torch.isfinite(p).all() for n in nets for p in n.parameters()]
         return bool(torch.stack(flags).all()) if flags else True
-
-
-# ----------------------------------------------------------------------------------------
-# state on disk
-# ----------------------------------------------------------------------------------------
-def find_state(output: Path) -> Path | None:
-    """The newest complete state: `state/`, else a `state.tmp/` or `state.old/` left by a kill
-    during the swap (train_state.json is written last, so its presence marks completeness)."""
-    for name in ("state", "state.tmp", "state.old"):
-        folder = output / name
-        if (folder / "train_state.json").is_file():
-            return folder
-    return None
-
-
-def save_training_state(accelerator, trainer: Trainer, output: Path, history: dict, step: int) -> None:
-    """accelerate's save_state into state.tmp/ (+ EMA, + train_state.json last), then swap."""
-    state_dir, tmp, old = output / "state", output / "state.tmp", output / "state.old"
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()  # every process's RNG file is in
-    if accelerator.is_main_process:
-        if trainer.ema is not None:
-            from safetensors.torch import save_file
-
-            save_file({k: v.detach().contiguous().cpu() for k, v in trainer.ema.state_dict().items()}, tmp / "ema.safetensors")
-        history["step"] = step
-        (tmp / "train_state.json").write_text(json.dumps(history))
-        if old.exists():
-            shutil.rmtree(old)
-        if state_dir.exists():
-            state_dir.rename(old)
-        tmp.rename(state_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
-def load_training_state(accelerator, trainer: Trainer, folder: Path) -> dict:
-    accelerator.load_state(str(folder))
-    history = json.loads((folder / "train_state.json").read_text())
-    if trainer.ema is not None:
-        ema_file = folder / "ema.safetensors"
-        if ema_file.is_file():
-            from safetensors.torch import load_file
-
-            trainer.ema.load_state_dict(load_file(ema_file, device=str(accelerator.device)))
-        else:
-            trainer.ema.load_state_dict(trainer.net.state_dict())
-            accelerator.print(f"--ema: no EMA in {folder}; the average starts from the resumed weights")
-    return history
 
 
 # ----------------------------------------------------------------------------------------
@@ -413,13 +413,21 @@ def main(argv=None) -> int:
     recipe.model_kwargs.update(json.loads(args.model_kwargs))
     apply_loss_override(recipe, json.loads(args.loss_weights))
     output = Path(args.output)
+    if args.grad_accum < 1:
+        raise SystemExit(f"--grad-accum must be >= 1, got {args.grad_accum}")
+    try:
+        guard = DivergenceGuard(args.diverge_factor, args.diverge_steps, args.diverge_window,
+                                args.diverge_grad_factor) if args.diverge_factor else None
+    except ValueError as err:
+        raise SystemExit(f"--diverge-*: {err}") from None
+    listed = [list_images(source["folder"], args.train_list) for source in sources]
     mixed = args.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION") or default_precision()
     # without cpu=True, accelerate treats processes launched on a machine without CUDA (e.g.
     # `accelerate launch --multi_gpu --num_processes 2` on a CPU box) as independent
     # single-process runs; with it they form one gloo process group (MULTI_CPU)
     launched = int(os.environ.get("WORLD_SIZE") or 0)  # set by torchrun / accelerate launch
     accelerator = Accelerator(mixed_precision=mixed, log_with="tensorboard", project_dir=str(output / "logs"),
-                              cpu=not torch.cuda.is_available())
+                              cpu=not torch.cuda.is_available(), gradient_accumulation_steps=args.grad_accum)
     if launched and launched != accelerator.num_processes:
         raise SystemExit(f"{launched} processes were launched but accelerate formed a group of {accelerator.num_processes}")
     is_main = accelerator.is_main_process
@@ -428,17 +436,30 @@ def main(argv=None) -> int:
     set_seed(args.seed)
 
     trainer = Trainer(recipe, accelerator, init_from=args.init_from, channels_last=args.channels_last,
-                      ema_decay=args.ema, seed=args.seed)
+                      ema_decay=args.ema, seed=args.seed, sync_bn=args.sync_bn)
+    if trainer.sync_bn_layers:
+        accelerator.print(f"SyncBatchNorm: {trainer.sync_bn_layers} BatchNorm layer(s) normalise over all "
+                          f"{accelerator.num_processes} processes' batches")
+    elif accelerator.num_processes > 1 and batchnorm_count(trainer.model) + (batchnorm_count(trainer.disc) if trainer.disc else 0):
+        accelerator.print("--no-sync-bn: BatchNorm statistics are per process")
+    identity = run_identity(
+        recipe=recipe, model_config=trainer.net.config_dict(), disc_config=trainer.disc_kwargs, batch=recipe.batch_size,
+        processes=accelerator.num_processes, precision=accelerator.mixed_precision, grad_accum=args.grad_accum,
+        sync_bn=trainer.sync_bn, seed=args.seed, ema=args.ema, sources=sources, listed=listed, train_list=args.train_list,
+        validation={"data": Path(args.val_data or args.data[0]).resolve().name, "list": args.val_list and Path(args.val_list).name,
+                    "crop": round(validation_crop(args, sources, recipe), 6), "count": args.val_count, "pick": args.val_pick})
     # -- resume -------------------------------------------------------------------------
     state_dir = output / "state"
     start_step = 0
-    history: dict = {"best_psnr": -math.inf, "wall_s": 0.0}
-    found = find_state(output) if args.resume else None
+    history: dict = {"best_psnr": -math.inf, "wall_s": 0.0, "identity": identity}
+    resumed = resume_state(accelerator, trainer, output, identity, args.resume_changed) if args.resume else None
     val_size = validation_size(args.val_size, recipe.hr_size)
-    if found is not None:
-        history = load_training_state(accelerator, trainer, found)
+    if resumed is not None:
+        history, found = resumed
         start_step = history["step"]
         accelerator.print(f"resumed from step {start_step} ({found})")
+        if guard is not None:
+            guard.load_state_dict(history.get("guard"))
         previous = history.get("val_size", recipe.hr_size)  # older states validated at --hr-size
         if previous != val_size:
             accelerator.print(f"validation size changed ({previous} -> {val_size} px): the best checkpoint is chosen afresh")
@@ -447,15 +468,21 @@ def main(argv=None) -> int:
         accelerator.print(f"--resume: no state in {state_dir}, starting from step 0")
     history["val_size"] = val_size
 
+    if is_main:
+        dropped = truncate_log(output / "train_log.jsonl", start_step)
+        if dropped:
+            accelerator.print(f"train_log.jsonl: {dropped} line(s) past step {start_step} removed (written after the "
+                              f"state this run continues from)")
+
     # -- data ---------------------------------------------------------------------------
     parts = []
-    for source in sources:
-        paths = list_images(source["folder"], args.train_list)
+    for source, paths in zip(sources, listed):
         with accelerator.main_process_first():  # the first process scores sharpness and caches it
             paths, source["blur"] = drop_blurriest(paths, source["drop_blurry"], cache_dir=output / "cache")
         parts.append(FaceCrops(paths, recipe.hr_size, source["crop_range"], recipe.rotate90))
     dataset = parts[0] if len(parts) == 1 else MixedCrops(parts)
-    sampler = StepSampler(len(dataset), recipe.batch_size, args.seed, start_step,
+    # one sampler step per accumulated batch: with --grad-accum 1 the optimisation step itself
+    sampler = StepSampler(len(dataset), recipe.batch_size, args.seed, start_step * args.grad_accum,
                           accelerator.process_index, accelerator.num_processes,
                           source_sizes=[len(part) for part in parts], weights=[src["weight"] for src in sources])
     loader = torch.utils.data.DataLoader(dataset, batch_size=recipe.batch_size, sampler=sampler,
@@ -488,13 +515,14 @@ def main(argv=None) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     context = RunContext(recipe, args, sources, accelerator, trainer)
     try:
-        return _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, output, context, stop)
+        return _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, output, context, stop, guard)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, output, context, stop) -> int:
+def _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, output, context, stop,
+          guard: DivergenceGuard | None = None) -> int:
     is_main = accelerator.is_main_process
     state_dir = output / "state"
 
@@ -512,37 +540,53 @@ def _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, 
     metric, lower_better = ("lpips", True) if recipe.gan else ("psnr_y", False)
     best_key = "best_lpips" if metric == "lpips" else "best_psnr"
     multi = accelerator.num_processes > 1
+    accum = args.grad_accum
+    models = [trainer.model] + ([trainer.disc] if trainer.disc is not None else [])
     while step < args.steps:
         t0 = time.time()
-        batch, skipped = next(data_iter)
-        skipped_loads += int(skipped.sum())
-        hr = hr_to_float(batch).to(accelerator.device).contiguous(memory_format=trainer.memory_format)
-        degrade_seed = (args.seed * 7919 + step) * accelerator.num_processes + accelerator.process_index
-        loss, parts, d_loss = trainer.losses(hr, degrade_seed)
-        finite = bool(torch.isfinite(loss)) and (d_loss is None or bool(torch.isfinite(d_loss)))
-        out_of_time = bool(args.max_time and (time.time() - t_start) > args.max_time * 60)
-        flags = [not finite, stop["signal"] is not None, out_of_time]
-        if multi:  # every process takes the same decision (one tiny all-reduce per step)
-            flags = [bool(v) for v in accelerator.reduce(torch.tensor(flags, dtype=torch.float32, device=accelerator.device), "sum") > 0]
-        if flags[0]:
-            accelerator.print(
-                f"non-finite loss at step {step} (loss {float(loss.detach())}, terms {parts}"
-                + (f", discriminator {float(d_loss.detach())}" if d_loss is not None else "") + "); stopping before the update. "
-                + _last_good(state_dir, history) + ": lower --lr or check the data, then --resume."
-            )
-            accelerator.end_training()
-            return EXIT_NONFINITE
-        trainer.update(loss, d_loss, step)
+        loss_sum, parts_sum, d_sum, nonfinite = 0.0, {}, 0.0, False
+        for micro in range(accum):  # accelerate's accumulate: the optimisers step on the last batch only
+            batch, skipped = next(data_iter)
+            skipped_loads += int(skipped.sum())
+            hr = hr_to_float(batch).to(accelerator.device).contiguous(memory_format=trainer.memory_format)
+            degrade_seed = ((args.seed * 7919 + step * accum + micro) * accelerator.num_processes
+                            + accelerator.process_index)
+            with accelerator.accumulate(*models):
+                loss, parts, d_loss = trainer.losses(hr, degrade_seed)
+                nonfinite |= not (bool(torch.isfinite(loss)) and (d_loss is None or bool(torch.isfinite(d_loss))))
+                loss_sum += float(loss.detach()) / accum
+                for key, value in parts.items():
+                    parts_sum[key] = parts_sum.get(key, 0.0) + float(value) / accum
+                if d_loss is not None:
+                    d_sum += float(d_loss.detach()) / accum
+                if micro == accum - 1:
+                    out_of_time = bool(args.max_time and (time.time() - t_start) > args.max_time * 60)
+                    flags = [float(nonfinite), float(stop["signal"] is not None), float(out_of_time), loss_sum]
+                    if multi:  # every process takes the same decision; the loss averaged over all (one all-reduce)
+                        flags = accelerator.reduce(torch.tensor(flags, dtype=torch.float64, device=accelerator.device),
+                                                   "sum").tolist()
+                    global_loss = flags[3] / accelerator.num_processes
+                    flags = [v > 0 for v in flags[:3]]
+                    if flags[0]:
+                        accelerator.print(
+                            f"non-finite loss at step {step} (loss {loss_sum}, terms {parts}"
+                            + (f", discriminator {d_sum}" if d_loss is not None else "")
+                            + "); stopping before the update. "
+                            + _last_good(state_dir, history) + ": lower --lr or check the data, then --resume.")
+                        accelerator.end_training()
+                        return EXIT_NONFINITE
+                grad_norm = trainer.update(loss, d_loss, step)
         step += 1
-        images_seen += hr.shape[0] * accelerator.num_processes
+        images_seen += hr.shape[0] * accelerator.num_processes * accum
         train_s += time.time() - t0
         history["wall_s"] = wall_before + (time.time() - t_start)
         history["skipped_loads"] = skipped_loads
         if step % args.log_every == 0 or step == args.steps:
-            record = {"step": step, "loss": float(loss.detach()), **parts, "img_per_s": images_seen / max(train_s, 1e-9),
+            means = global_mean(accelerator, {**parts_sum, **({"d_loss": d_sum} if d_loss is not None else {})})
+            record = {"step": step, "loss": global_loss, **means, "img_per_s": images_seen / max(train_s, 1e-9),
                       "lr": trainer.lr_at(step - 1)}
-            if d_loss is not None:
-                record["d_loss"] = float(d_loss.detach())
+            if grad_norm is not None:
+                record["grad_norm"] = grad_norm
             if skipped_loads:
                 record["skipped_loads"] = skipped_loads
             accelerator.log(record, step=step)
@@ -551,6 +595,20 @@ def _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, 
                 with log_file.open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
         bar.update(1)
+        if guard is not None:
+            verdict = guard.observe(step, global_loss, grad_norm)
+            history["guard"] = guard.state_dict()
+            if verdict:
+                kept = ", ".join(f"{f.name}/ (step {check_state(f)[0]['step']})" for f in state_candidates(output)
+                                 if check_state(f)[0]) or "none"
+                accelerator.print(
+                    f"stopped at step {step}: {verdict}. The learning rate is too high for this run: lower --lr "
+                    f"(now {trainer.lr_at(step - 1):g}), e.g. by 3-10x, and start again (--init-from {output / 'best'} "
+                    f"or a shipped checkpoint), or --resume --resume-changed from a state saved before step "
+                    f"{guard.rise_step} (kept: {kept}). last/ is not exported.")
+                bar.close()
+                accelerator.end_training()
+                return EXIT_DIVERGED
         if val is not None and (step % args.val_every == 0 or step == args.steps):
             metrics = validate(trainer.export_net, *val)
             accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
@@ -570,16 +628,26 @@ def _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, 
                 return EXIT_NONFINITE
             save_training_state(accelerator, trainer, output, history, step)
         if stopping:
-            why = stop["signal"] or ("a signal" if flags[1] else f"--max-time {args.max_time} min")
-            accelerator.print(f"stopped by {why} at step {step}; state saved in {state_dir}: resume with --resume")
             break
     bar.close()
+    code, status = 0, f"finished: {step} steps"
+    if step < args.steps and flags[1]:
+        name = stop["signal"] or "SIGTERM"  # another process received it
+        code = EXIT_SIGNAL_BASE + int(signal.Signals[name])
+        status = (f"interrupted by {stop['signal'] or 'a signal'} at step {step} of {args.steps} (state saved; "
+                  f"continue with --resume)")
+    elif step < args.steps:
+        status = f"stopped at --max-time {args.max_time:g} min, step {step} of {args.steps} (state saved; continue with --resume)"
+    if step < args.steps:
+        why = stop["signal"] or "a signal" if flags[1] else f"--max-time {args.max_time:g} min"
+        accelerator.print(f"stopped by {why} at step {step}; state saved in {state_dir}: resume with --resume"
+                          + (f" (exit {code})" if code else ""))
     if is_main:
-        export(trainer.export_net, output / "last", context, history, step)
+        export(trainer.export_net, output / "last", context, history, step, status=status)
         if args.push_to_hub and step >= args.steps:
             trainer.export_net.push_to_hub(args.push_to_hub, model_card_kwargs={"training": training_record(context, history)})
     accelerator.end_training()
-    return 0
+    return code
 
 
 def _last_good(state_dir: Path, history: dict) -> str:
@@ -805,7 +873,11 @@ def training_record(context: RunContext, history: dict) -> dict:
                           "kept": src.get("blur", {}).get("kept"), "of": src.get("blur", {}).get("of")}
                          for src in sources],
         "steps": history.get("step"),
-        "batch": f"{recipe.batch_size} x {accelerator.num_processes} process(es), HR crops {recipe.hr_size}x{recipe.hr_size}",
+        "batch": (f"{recipe.batch_size} x {accelerator.num_processes} process(es)"
+                  + (f" x {args.grad_accum} accumulated (gradient accumulation: "
+                     f"{recipe.batch_size * accelerator.num_processes * args.grad_accum} images per step)"
+                     if args.grad_accum > 1 else "")
+                  + f", HR crops {recipe.hr_size}x{recipe.hr_size}"),
         "wall time": f"{history['wall_s'] / 3600:.2f} h",
         "hardware": f"{accelerator.num_processes} x {hardware}",
         "precision": precision_name(accelerator.mixed_precision) + (", channels_last" if args.channels_last else ""),
@@ -826,6 +898,14 @@ def training_record(context: RunContext, history: dict) -> dict:
         "bicubic on validation": history.get("val_bicubic", "n/a"),
         "final validation": history.get("last_val", "n/a"),
     }
+    if accelerator.num_processes > 1:
+        record["batchnorm"] = (f"SyncBatchNorm over {accelerator.num_processes} processes ({trainer.sync_bn_layers} layers)"
+                               if trainer.sync_bn_layers else
+                               "per process (--no-sync-bn)" if batchnorm_count(trainer.net) + (
+                                   batchnorm_count(trainer.disc_net) if trainer.disc_net is not None else 0)
+                               else "no BatchNorm layers")
+    if history.get("resumed with changes"):
+        record["resumed with changes"] = history["resumed with changes"]
     add_warm_start_history(record, context.warm_stages)
     if recipe.gan:
         record["discriminator"] = {"class": type(trainer.disc_net).__name__, "config": trainer.disc_kwargs,
@@ -833,10 +913,13 @@ def training_record(context: RunContext, history: dict) -> dict:
     return record
 
 
-def export(net, folder: Path, context: RunContext, history: dict, step: int):
+def export(net, folder: Path, context: RunContext, history: dict, step: int, status: str | None = None):
     """save_pretrained + training.json (the card's training record, kept for later card rewrites);
-    `step` is the step of the exported weights (history["step"] is the last saved state's)."""
+    `step` is the step of the exported weights (history["step"] is the last saved state's);
+    `status`: how the run ended (finished, interrupted by a signal, --max-time)."""
     record = training_record(context, {**history, "step": step})
+    if status:
+        record["status"] = status
     net.save_pretrained(folder, model_card_kwargs={"training": record})
     (folder / "training.json").write_text(json.dumps(record, indent=2, default=str))
 

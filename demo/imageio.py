@@ -18,16 +18,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-#: uploads above this many pixels are refused before they are decoded (a 24-megapixel
-#: camera photo passes; PIL's own decompression-bomb limit is ~179 MP for an error)
-MAX_PIXELS = int(float(os.environ.get("FACESR_MAX_PIXELS", 30e6)))
+#: uploads above this many pixels are refused before they are decoded: PIL's
+#: decompression-bomb limit (~179 MP); anything smaller is decoded and scaled down
+MAX_PIXELS = int(float(os.environ.get("FACESR_MAX_PIXELS", Image.MAX_IMAGE_PIXELS)))
 #: decoded photos larger than this on their long side are scaled down (face search and
 #: paste-back do not need more)
 MAX_SIDE = 2048
 #: images smaller than this on their short side are refused
 MIN_SIDE = 4
 #: files larger than this are refused (the web server also limits uploads)
-MAX_FILE_BYTES = 25 * 1024 * 1024
+MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
 class ImageInputError(ValueError):
@@ -65,8 +65,8 @@ def load_image(path: str | os.PathLike | None, max_pixels: int = MAX_PIXELS, max
             im = Image.open(path)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageInputError(
-                f"This image is far too large (over {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels); "
-                f"the demo accepts up to {max_pixels / 1e6:.0f} megapixels."
+                f"This image is far too large (over {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, the "
+                "decompression-bomb limit that protects the server); please scale it down first."
             ) from None
         except UnidentifiedImageError:
             raise ImageInputError(
@@ -79,8 +79,8 @@ def load_image(path: str | os.PathLike | None, max_pixels: int = MAX_PIXELS, max
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageInputError(
-                    f"This image is {w}×{h} pixels ({w * h / 1e6:.1f} megapixels); the demo accepts up to "
-                    f"{max_pixels / 1e6:.0f} megapixels. Please scale it down or crop it first."
+                    f"This image is {w}×{h} pixels ({w * h / 1e6:.1f} megapixels), above the {max_pixels / 1e6:.0f}-"
+                    "megapixel decompression-bomb limit that protects the server. Please scale it down first."
                 )
             if min(w, h) < MIN_SIDE:
                 raise ImageInputError(f"This image is only {w}×{h} pixels; it needs at least {MIN_SIDE} pixels on each side.")

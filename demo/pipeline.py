@@ -1,25 +1,20 @@
-"""The demo's logic, free of any UI: which models exist, how an input is framed and
-degraded, running a model, scoring it against the original.
+"""The demo's logic, free of any UI: how an input is framed and degraded, running a
+model, scoring it against the original (the model catalogue is `demo.catalogue`).
 
     zoo = ModelZoo()                                   # shipped checkpoints + bicubic
     photo = imageio.load_image("face.jpg").rgb
     result = run_upscale(zoo, photo, "rafsr-x4", Degradation("bicubic", 4))
     result.scores["rafsr-x4"]["psnr_y"], result.sr     # uint8 arrays throughout
 
-Only checkpoints that exist on disk are offered (plus bicubic interpolation, which needs
-no training): an architecture without trained weights would produce noise and is never
-presented as a model.
+Mode "none" (the upload already is low-resolution) upscales the whole photo: `demo.whole`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,22 +22,20 @@ from typing import Callable
 import numpy as np
 import torch
 
-import hub_models
 from hub_models import degradations, metrics
-from hub_models.registry import CHECKPOINT_DIR
 
 from . import faces
+from .catalogue import SCALES, DemoError, ModelEntry, ModelZoo, describe_output  # noqa: F401 (re-exported)
 from .imageio import nearest_upscale, to_tensor, to_uint8
 
 log = logging.getLogger("facesr.demo")
 
 #: side of the faces the x4/x8 face models are trained on (train/recipes.py: hr_size)
 HR_SIZE = 128
-SCALES = (2, 3, 4, 8, 16)
 DEGRADATIONS = {
+    "none": "None: my image is already low-resolution",
     "bicubic": "Bicubic downscaling (the papers' benchmark)",
     "real-world": "Real-world: blur → downscale → noise → JPEG",
-    "none": "None: my image is already low-resolution",
 }
 FRAMINGS = {
     "auto": "Auto: find the face in larger photos",
@@ -60,189 +53,6 @@ PROTOCOL = "dic"
 PROTOCOL_NOTE = "PSNR/SSIM on the Y channel (BT.601) with an 8-pixel border crop (DIC protocol); LPIPS AlexNet v0.1 on RGB"
 _MIN_SCORED_SIDE = 24  # 8-px crop on both sides + the 7x7 SSIM window
 _MIN_LR_SIDE = 4  # a degraded input smaller than this is not worth showing
-
-DISPLAY_NAMES = {
-    "bicubic": "Bicubic", "srcnn": "SRCNN", "vdsr": "VDSR", "mffcn": "MFFCN", "crlnet": "CRLNet",
-    "rafsr": "RAFSR", "rdan": "RDAN", "agrnet": "AGRNet", "agrnet_hr": "AGRNet-HR",
-}
-
-
-class DemoError(ValueError):
-    """A request the demo cannot carry out; the message is written for the user."""
-
-
-# ---------------------------------------------------------------------------------------
-# models
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str                 # the value used in the UI and the API ("rafsr-x4", "bicubic")
-    label: str                # what the dropdown shows
-    architecture: str
-    scales: tuple[int, ...]
-    folder: Path | None = None
-    title: str = ""
-    year: str = ""
-    params: int | None = None
-    untrained: bool = False   # a registered architecture with no checkpoint: random weights
-
-    @property
-    def display(self) -> str:
-        return DISPLAY_NAMES.get(self.architecture, self.architecture.upper())
-
-    def describe(self) -> str:
-        """One Markdown paragraph about the model for the UI."""
-        scales = ", ".join(f"×{s}" for s in self.scales)
-        if self.untrained:
-            return (f"**{self.display}, untrained**: no checkpoint has been trained for this architecture yet, so it "
-                    "runs with random weights (seed 0) and its output is noise, not super-resolution. It is offered "
-                    f"to show the architecture end to end and its speed. Works at {scales}.")
-        if self.folder is None:
-            return ("**Bicubic interpolation** (MATLAB-style `imresize`): no learning, the baseline every "
-                    f"paper reports. Works at {scales}.")
-        size = f"{self.params / 1e6:.2f} M parameters" if self.params else "parameters unknown"
-        paper = f" — *{self.title}*" + (f" ({self.year})" if self.year else "") if self.title else ""
-        return f"**{self.display}**{paper}. Checkpoint `{self.name}`, {size}, works at {scales}."
-
-
-def _param_count(folder: Path) -> int | None:
-    """Number of parameters from the safetensors header (no weights read)."""
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-            return int(sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys()))
-    except Exception:
-        return None
-
-
-def _scales_from_config(config: dict, cls) -> tuple[int, ...]:
-    import inspect
-
-    if "scales" in config:
-        scales = config["scales"]
-    elif "scale" in config:
-        scales = [config["scale"]]
-    else:
-        params = inspect.signature(cls.__init__).parameters
-        if "scales" in params:
-            scales = params["scales"].default
-        else:
-            scales = [params["scale"].default] if "scale" in params else [4]
-    return tuple(sorted(int(s) for s in scales))
-
-
-class ModelZoo:
-    """Shipped checkpoints (folders under ``checkpoints_dir`` holding a config.json and
-    model.safetensors) plus bicubic, with an LRU cache of loaded models."""
-
-    def __init__(self, checkpoints_dir: str | os.PathLike | None = None, cache_size: int = 3):
-        self.root = Path(checkpoints_dir) if checkpoints_dir else Path(CHECKPOINT_DIR)
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, hub_models.SRModel] = OrderedDict()
-        self._lock = threading.Lock()
-        self.skipped: list[str] = []
-        self.entries: dict[str, ModelEntry] = self._scan()
-
-    def _scan(self) -> dict[str, ModelEntry]:
-        entries: dict[str, ModelEntry] = {}
-        for name in hub_models.list_checkpoints(self.root):
-            folder = self.root / name
-            try:
-                config = json.loads((folder / "config.json").read_text())
-                arch = config.get("architecture")
-                cls = hub_models.MODELS[arch]
-            except Exception as err:  # unreadable or unknown: list it as skipped, keep going
-                self.skipped.append(f"{name} ({type(err).__name__})")
-                continue
-            if name == "bicubic" or arch == "bicubic" or not (folder / "model.safetensors").is_file():
-                self.skipped.append(name)
-                continue
-            scales = _scales_from_config(config, cls)
-            disp = DISPLAY_NAMES.get(arch, arch.upper())
-            label = f"{disp} ×{'/'.join(map(str, scales))}  ({name})"
-            paper = getattr(cls, "paper", {}) or {}
-            entries[name] = ModelEntry(name, label, arch, scales, folder, str(paper.get("title", "")),
-                                       str(paper.get("year", "")), _param_count(folder))
-        entries["bicubic"] = ModelEntry("bicubic", "Bicubic interpolation (baseline, no learning)", "bicubic",
-                                        tuple(SCALES), None, "", "", 0)
-        trained_archs = {e.architecture for e in entries.values()}
-        for arch, cls in sorted(hub_models.MODELS.items()):
-            if arch in trained_archs:
-                continue
-            disp = DISPLAY_NAMES.get(arch, arch.upper())
-            scales = _scales_from_config({}, cls)
-            paper = getattr(cls, "paper", {}) or {}
-            entries[f"{arch}-untrained"] = ModelEntry(
-                f"{arch}-untrained", f"{disp} ×{'/'.join(map(str, scales))}  (untrained: random weights)", arch,
-                scales, None, str(paper.get("title", "")), str(paper.get("year", "")), None, untrained=True)
-        if self.skipped:
-            log.warning("checkpoints not offered: %s", ", ".join(self.skipped))
-        return entries
-
-    @property
-    def trained(self) -> list[ModelEntry]:
-        return [e for e in self.entries.values() if e.folder is not None]
-
-    @property
-    def comparable(self) -> list[str]:
-        """What "Compare all" runs: checkpoints and bicubic, not untrained architectures."""
-        return [n for n, e in self.entries.items() if not e.untrained]
-
-    def default_model(self) -> str:
-        trained = self.trained
-        for e in trained:
-            if 4 in e.scales:
-                return e.name
-        return trained[0].name if trained else "bicubic"
-
-    def entry(self, name: str) -> ModelEntry:
-        try:
-            return self.entries[name]
-        except KeyError:
-            raise DemoError(f"Unknown model {name!r}. Available: {', '.join(self.entries)}.") from None
-
-    def get(self, name: str, scale: int) -> hub_models.SRModel:
-        """The loaded model (eval mode), cached; bicubic is built per scale (it has no weights)."""
-        entry = self.entry(name)
-        if entry.untrained:
-            return self._untrained(entry, int(scale))
-        if entry.folder is None:
-            return hub_models.create("bicubic", scale=int(scale)).eval()
-        with self._lock:
-            model = self._cache.get(name)
-            if model is not None:
-                self._cache.move_to_end(name)
-                return model
-            try:
-                model = hub_models.load(str(entry.folder)).eval()
-            except Exception as err:
-                raise DemoError(f"The checkpoint {name!r} could not be loaded: {err}") from None
-            self._cache[name] = model
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-            return model
-
-    def _untrained(self, entry: ModelEntry, scale: int) -> hub_models.SRModel:
-        """The architecture's default config at `scale`, random weights from a fixed seed."""
-        key = f"{entry.name}@x{scale}"
-        with self._lock:
-            model = self._cache.get(key)
-            if model is None:
-                import inspect
-
-                kwargs = {"scale": scale} if "scale" in inspect.signature(hub_models.MODELS[entry.architecture]).parameters else {}
-                with torch.random.fork_rng():
-                    torch.manual_seed(0)
-                    model = hub_models.create(entry.architecture, **kwargs).eval()
-                self._cache[key] = model
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-            return model
-
-    def cached(self) -> list[str]:
-        return list(self._cache)
-
 
 # ---------------------------------------------------------------------------------------
 # degradation
@@ -434,7 +244,7 @@ class UpscaleResult:
     lr: np.ndarray                     # uint8 (h, w, 3)
     lr_display: np.ndarray             # LR enlarged (nearest) to the output size
     sr: np.ndarray
-    bicubic: np.ndarray
+    bicubic: np.ndarray | None         # None in mode "none" (nothing to compare against)
     hr: np.ndarray | None
     scores: dict[str, dict[str, float]]  # method -> metrics (+ time_ms); empty without ground truth
     times_ms: dict[str, float]
@@ -461,6 +271,14 @@ class UpscaleResult:
 
 def run_upscale(zoo: ModelZoo, photo: np.ndarray, model: str, degradation: Degradation,
                 framing: str = "auto", paste: bool = True) -> UpscaleResult:
+    """One model on one input. Mode "none" upscales the whole photo (see `demo.whole`);
+    the other modes frame a face (or the image), degrade it, and score the result."""
+    if framing not in FRAMINGS:
+        raise DemoError(f"Unknown framing {framing!r}; choose one of: {', '.join(FRAMINGS)}.")
+    if not degradation.has_ground_truth:
+        from .whole import plan_whole, run_whole  # whole.py builds on this module
+
+        return run_whole(zoo, plan_whole(zoo, photo, model, degradation.scale, faces_only=framing == "face"))
     entry = zoo.entry(model)
     if int(degradation.scale) not in entry.scales:
         raise DemoError(f"{entry.display} ({model}) works at {', '.join(f'×{v}' for v in entry.scales)} only, "
@@ -483,6 +301,8 @@ def run_upscale(zoo: ModelZoo, photo: np.ndarray, model: str, degradation: Degra
     else:
         notes.append("No ground truth in this mode, so there are no scores.")
     sr8, lr8 = to_uint8(sr), to_uint8(prep.lr)
+    if entry.untrained:
+        notes.append(f"{entry.display} is untrained (random weights): the result is {describe_output(sr8)}.")
     photo_result = None
     if paste and prep.framed.box is not None:
         photo_result = faces.paste_back(prep.framed.photo, sr8, prep.framed.box)

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 import hub_models
-from demo import faces, imageio, pipeline
+from demo import catalogue, faces, imageio, pipeline, whole
 from demo.imageio import ImageInputError, load_image
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
@@ -114,8 +114,8 @@ def test_load_image_follows_exif_orientation(files):
 
 
 @pytest.mark.parametrize("kind,message", [
-    ("text", "not an image"), ("empty", "empty"), ("tiny", None), ("huge", "megapixels"),
-    ("bomb", "megapixels"), ("truncated", "damaged or truncated")])
+    ("text", "not an image"), ("empty", "empty"), ("tiny", None), ("bomb", "decompression-bomb"),
+    ("truncated", "damaged or truncated")])
 def test_load_image_refuses_bad_files_with_a_readable_message(files, kind, message):
     if message is None:  # an 8x8 image is fine to load (the pipeline decides what to do)
         assert load_image(files[kind]).rgb.shape == (8, 8, 3)
@@ -125,12 +125,14 @@ def test_load_image_refuses_bad_files_with_a_readable_message(files, kind, messa
     assert str(files[kind].parent) not in str(err.value)  # never shows server paths
 
 
-def test_load_image_scales_down_large_photos(tmp_path):
+def test_load_image_scales_down_large_photos(tmp_path, files):
     path = tmp_path / "wide.jpg"
     Image.new("RGB", (5000, 1000), (90, 120, 200)).save(path, quality=80)
     img = load_image(path)
     assert max(img.rgb.shape[:2]) == imageio.MAX_SIDE
     assert img.original_size == (5000, 1000) and any("scaled down" in n for n in img.notes)
+    huge = load_image(files["huge"])  # 64 megapixels (a 48 MP phone photo is smaller): scaled down, not refused
+    assert huge.rgb.shape == (imageio.MAX_SIDE, imageio.MAX_SIDE, 3) and huge.original_size == (8000, 8000)
 
 
 def test_tensor_round_trip_and_png(tmp_path):
@@ -211,6 +213,64 @@ def test_an_untrained_architecture_runs_with_fixed_random_weights():
     again = pipeline.run_upscale(zoo, face_rgb(), "srcnn-untrained", pipeline.Degradation("bicubic", 4))
     assert res.sr.shape == again.sr.shape and np.array_equal(res.sr, again.sr)  # seed 0: reproducible
     assert res.scores["srcnn-untrained"]["psnr_y"] < res.scores["bicubic"]["psnr_y"]
+    assert any("untrained (random weights): the result is" in n for n in res.notes)  # said in the status line
+    assert "flat black square" in catalogue.describe_output(np.zeros((16, 16, 3), np.uint8))
+    noise = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert "meaningless patterns" in catalogue.describe_output(noise)
+
+
+def test_display_names_come_from_the_model_classes():
+    assert catalogue.display_name(hub_models.MODELS["rafsr"]) == "RAFSR"
+    assert catalogue.display_name(type("Net", (), {"display_name": "My-Net"})) == "My-Net"
+    zoo = pipeline.ModelZoo(Path("/nonexistent"))
+    assert all(e.display == catalogue.display_name(hub_models.MODELS[e.architecture]) for e in zoo.entries.values()
+               if e.architecture != "bicubic")
+
+
+def write_card(folder: Path, gain: float, degradation: str = "bicubic") -> None:
+    rows = [{"dataset": d, "scale": 4, "model": {"psnr_y": b + gain, "lpips": 0.2}, "bicubic": {"psnr_y": b}}
+            for d, b in (("CelebA-1000", 27.4), ("UTKFace-val", 28.0))]
+    (folder / "eval_results.json").write_text(json.dumps(rows))
+    (folder / "training.json").write_text(json.dumps({"recipe": {"degradation": degradation}}))
+
+
+def test_default_model_is_the_best_measured_checkpoint_not_the_first_name(ckpt_dir, tmp_path):
+    for name in ("a-first-x4", "b-best-x4"):
+        shutil.copytree(ckpt_dir / "rafsr-tiny-x4", tmp_path / name)
+    write_card(tmp_path / "a-first-x4", 0.5)
+    write_card(tmp_path / "b-best-x4", 1.5)
+    zoo = pipeline.ModelZoo(tmp_path)
+    assert zoo.default_model() == "b-best-x4" and zoo.entry("b-best-x4").gain(4) == pytest.approx(1.5)
+    assert "PSNR-Y 28.90 dB (bicubic 27.40)" in zoo.entry("b-best-x4").describe()
+    write_card(tmp_path / "a-first-x4", 2.0)
+    assert pipeline.ModelZoo(tmp_path).default_model() == "a-first-x4"
+
+
+def test_real_world_mode_says_which_models_were_trained_for_it(ckpt_dir, tmp_path):
+    from demo.handlers import degradation_note
+
+    zoo = pipeline.ModelZoo(ckpt_dir)
+    assert zoo.trained_for("real-world") == []
+    assert "No shipped model was trained on real-world degradation yet" in degradation_note(zoo, "real-world")
+    shutil.copytree(ckpt_dir / "rafsr-tiny-x4", tmp_path / "rw-x4")
+    write_card(tmp_path / "rw-x4", 1.0, degradation="real_world")
+    zoo = pipeline.ModelZoo(tmp_path)
+    assert zoo.trained_for("real-world") == ["rw-x4"] and "`rw-x4`" in degradation_note(zoo, "real-world")
+
+
+def test_whole_image_is_capped_only_when_too_slow_and_the_note_names_the_command():
+    zoo = pipeline.ModelZoo(Path("/nonexistent"))
+    photo = np.asarray(Image.open(PHOTO).convert("RGB"))  # 480x320
+    full = whole.plan_whole(zoo, photo, "bicubic", 4, max_seconds=1e6)
+    assert full.lr.shape == photo.shape and full.notes == [] and full.seconds > 0
+    capped = whole.plan_whole(zoo, photo, "bicubic", 4, max_seconds=full.seconds / 4, source="me.png")
+    assert abs(capped.lr.shape[1] - 240) <= 2 and abs(capped.lr.shape[0] - 160) <= 2
+    assert capped.seconds <= full.seconds / 4 * 1.01
+    assert "`python -m hub_models upscale me.png --model bicubic --scale 4`" in capped.notes[0]
+    ticks = []
+    res = whole.run_whole(zoo, capped, progress=lambda done, total: ticks.append((done, total)))
+    assert res.sr.shape == (capped.lr.shape[0] * 4, capped.lr.shape[1] * 4, 3) and res.hr is None
+    assert res.notes[0] == capped.notes[0] and res.scores == {}
 
 
 def test_degradation_settings_are_validated():
@@ -294,7 +354,7 @@ def test_server_is_local_private_and_limited(served):
     app, url, client, port = served
     assert url.startswith(f"http://127.0.0.1:{port}")
     assert app.share is False and app.analytics_enabled is False
-    assert app.max_file_size == 20 * 1024 * 1024
+    assert app.max_file_size == 50 * 1024 * 1024
     assert app.allowed_paths == []
     api = client.view_api(print_info=False, return_format="dict")
     assert sorted(api["named_endpoints"]) == ["/compare_all", "/upscale"]
@@ -303,9 +363,9 @@ def test_server_is_local_private_and_limited(served):
     assert all(p["parameter_has_default"] for p in api["named_endpoints"]["/upscale"]["parameters"][1:])
 
 
-def test_upscale_bicubic_mode_with_defaults(served):
+def test_upscale_bicubic_mode(served):
     _, _, client, _ = served
-    lr, sr, hr, pair, table, info, photo, downloads, status = upscale(client, FACE)
+    lr, sr, hr, pair, table, info, photo, downloads, status = upscale(client, FACE, degradation="bicubic")
     assert Image.open(lr).size == Image.open(sr).size == Image.open(hr).size == (128, 128)
     assert Image.open(sr).format == "PNG" and len(pair) == 2
     assert info["model"] == "mffcn-tiny" and info["degradation"] == {"mode": "bicubic", "scale": 4}
@@ -339,9 +399,18 @@ def test_already_low_resolution_mode_has_no_scores(served):
     assert "no scores" in status
 
 
+def test_low_resolution_mode_is_the_default_and_upscales_the_whole_photo(served):
+    _, _, client, _ = served
+    lr, sr, hr, _, table, info, photo, downloads, status = upscale(client, PHOTO, model="bicubic")
+    assert info["degradation"] == {"mode": "none", "scale": 4} and info["face_box"] is None
+    assert info["input_size"] == [480, 320] and info["output_size"] == [1920, 1280]
+    assert Image.open(sr).size == Image.open(lr).size == (1920, 1280) and hr is None and photo is None
+    assert "480×320 → 1920×1280 px" in status and len(table["data"]) == 1
+
+
 def test_photo_face_is_cropped_and_pasted_back(served):
     _, _, client, _ = served
-    out = upscale(client, PHOTO, model="bicubic", degradation="none", scale=4)
+    out = upscale(client, PHOTO, model="bicubic", degradation="bicubic", scale=4)
     info = out[5]
     assert info["face_box"] is not None and info["input_size"] == [32, 32]
     assert Image.open(out[6]).size[0] >= 480  # the photo, with the face pasted back
@@ -352,35 +421,38 @@ def test_incompatible_scale_is_explained(served):
     _, _, client, _ = served
     with pytest.raises(Exception, match="works at ×4 only"):
         upscale(client, FACE, model="rafsr-tiny-x4", scale=8)
+    with pytest.raises(Exception, match="works at ×4 only"):
+        upscale(client, FACE, model="rafsr-tiny-x4", scale=8, degradation="bicubic")
 
 
 def test_compare_all_runs_every_model_at_the_scale(served):
     from gradio_client import handle_file
 
     _, _, client, _ = served
-    gallery, table, status = client.predict(image=handle_file(str(FACE)), scale=3, api_name="/compare_all")
+    gallery, table, status = client.predict(image=handle_file(str(FACE)), degradation="bicubic", scale=3,
+                                            api_name="/compare_all")
     names = [row[0] for row in table["data"]]
     assert len(names) == 3 and "skipped" in table["data"][names.index("RAFSR (rafsr-tiny-x4)")][6]
     assert len(gallery) == 2 + 2  # input, mffcn, bicubic, original
     assert "Compared 2 model(s)" in status
 
 
-@pytest.mark.parametrize("kind,message", [("text", "not an image"), ("huge", "megapixels"),
+@pytest.mark.parametrize("kind,message", [("text", "not an image"), ("bomb", "decompression-bomb"),
                                           ("rgba", None), ("16bit", None), ("tiny", "already low-resolution")])
 def test_bad_uploads_are_refused_cleanly_and_the_server_keeps_serving(served, files, kind, message):
     _, _, client, _ = served
     if message is None:
-        info = upscale(client, files[kind], model="bicubic")[5]
+        info = upscale(client, files[kind], model="bicubic", degradation="bicubic")[5]
         check_scores(info["scores"]["bicubic"])
     else:
         with pytest.raises(Exception, match=message):
-            upscale(client, files[kind], model="bicubic")
+            upscale(client, files[kind], model="bicubic", degradation="bicubic")
     assert upscale(client, FACE, model="bicubic", degradation="none")[1] is not None
 
 
 def test_oversized_upload_is_rejected_by_the_server(served, tmp_path):
     big = tmp_path / "big.png"
-    big.write_bytes(b"\x89PNG" + os.urandom(21 * 1024 * 1024))
+    big.write_bytes(b"\x89PNG" + os.urandom(51 * 1024 * 1024))
     _, _, client, _ = served
     with pytest.raises(Exception):
         upscale(client, big)

@@ -88,6 +88,14 @@ class Chromium:
             raise RuntimeError(f"page script failed: {res['exceptionDetails'].get('text')}")
         return res.get("result", {}).get("value")
 
+    def upload(self, selector: str, path: str | os.PathLike) -> None:
+        """Put a file into the page's file input matching `selector`, as a person choosing it."""
+        root = self.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        node = self.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        if not node:
+            raise RuntimeError(f"no element matches {selector!r}")
+        self.send("DOM.setFileInputFiles", {"nodeId": node, "files": [str(Path(path).resolve())]})
+
     def wait_for(self, condition: str, timeout: float = 60.0) -> bool:
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -53,7 +53,28 @@ mkdir -p "$OUT" "$RUNS"
 if [ -d data_cache/wheels ]; then  # packages the device image lacks (e.g. lpips), carried as wheels
   "$PY" -m pip install -q --no-index --no-deps data_cache/wheels/*.whl >"$RUNS/dev-pip.log" 2>&1
 fi
-{ date; nvidia-smi -L 2>/dev/null || echo "no GPU: $(nproc) CPUs"; "$PY" -c "import torch; print('torch', torch.__version__)"; } \
+# -- the environment first: a missing package, GPU or data file fails here within seconds, not
+# after the slot is spent (train/device_check.py; CPU_OK=1 or TINY=1: no GPU needed)
+fail() { { echo "device_train.sh: $*"; echo "nothing was trained"; } | tee "$OUT/summary.txt" >&2; exit 2; }
+command -v "$PY" >/dev/null 2>&1 || fail "python '$PY' not found (set PYTHON=)"
+known=$(echo "$ALL_JOBS" | cut -d'|' -f1 | xargs)
+for job in $WANT; do
+  case " $known " in *" $job "*) ;; *) fail "unknown job '$job' in JOBS (known: $known)" ;; esac
+done
+inits=()
+if [ "${TINY:-0}" != 1 ]; then
+  while IFS='|' read -r name _ _ init _; do
+    case " $WANT " in *" $name "*) [ -n "$name" ] && [ "$init" != "-" ] && inits+=("$init") ;; esac
+  done <<<"$ALL_JOBS"
+fi
+cpu_ok=()
+{ [ "${TINY:-0}" = 1 ] || [ "${CPU_OK:-0}" = 1 ]; } && cpu_ok=(--cpu-ok)
+if ! "$PY" -m train.device_check --data "$DATA" "${cpu_ok[@]}" --init "${inits[@]}" >"$RUNS/dev-check.txt" 2>&1; then
+  fail "environment check failed:
+$(cat "$RUNS/dev-check.txt")"
+fi
+
+{ date; nvidia-smi -L 2>/dev/null || echo "no GPU: $(nproc) CPUs"; "$PY" -c "import torch; print('torch', torch.__version__)"; cat "$RUNS/dev-check.txt"; } \
   >"$RUNS/dev-summary.txt" 2>&1
 
 pids=()

@@ -1,8 +1,9 @@
 """Several processes: BatchNorm statistics over the global batch (on GPUs and on CPUs).
 
-torch's SyncBatchNorm refuses CPU tensors; `SyncBatchNorm` here is torch's on GPUs and, on
-CPUs (gloo), computes the same global mean and variance with a differentiable all-reduce,
-so a 2-process CPU run normalises like one process holding both halves of the batch.
+On GPUs BatchNorm layers become torch's SyncBatchNorm. torch's refuses CPU tensors (and DDP
+refuses CPU modules holding one), so on CPUs they become `CPUSyncBatchNorm`, which computes
+the same global mean and variance with a differentiable all-reduce (gloo): a 2-process CPU
+run normalises like one process holding both halves of the batch.
 """
 
 from __future__ import annotations
@@ -10,25 +11,30 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
-class SyncBatchNorm(nn.SyncBatchNorm):
-    """nn.SyncBatchNorm that also synchronises CPU tensors (statistics by all-reduce)."""
+class CPUSyncBatchNorm(_BatchNorm):
+    """BatchNorm whose training statistics are all-reduced over the process group (CPU tensors);
+    the parameters and buffers of nn.SyncBatchNorm, so a state dict loads into BatchNorm*d."""
+
+    process_group = None
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or not (self.training and dist.is_available() and dist.is_initialized()):
-            return super().forward(x)
-        group = self.process_group or dist.group.WORLD
-        if dist.get_world_size(group) == 1:
+        group = self.process_group or (dist.group.WORLD if dist.is_available() and dist.is_initialized() else None)
+        if not self.training or group is None or dist.get_world_size(group) == 1:
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
 
         self._check_input_dim(x)
         dims = [0] + list(range(2, x.dim()))
         xf = x.float()
-        count = torch.tensor([float(x.numel() // x.shape[1])], dtype=torch.float32)
-        stats = torch.cat([xf.sum(dims), (xf * xf).sum(dims), count])
-        stats = all_reduce(stats, group=group)  # differentiable: gradients flow back to every process
+        count = torch.tensor([float(x.numel() // x.shape[1])], dtype=torch.float32, device=x.device)
+        stats = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]), group=group)  # differentiable
         channels = x.shape[1]
         total = stats[-1]
         mean = stats[:channels] / total
@@ -47,20 +53,20 @@ class SyncBatchNorm(nn.SyncBatchNorm):
         return out.to(x.dtype)
 
 
-def convert_sync_batchnorm(module: nn.Module) -> tuple[nn.Module, int]:
-    """`module` with every BatchNorm*d replaced by SyncBatchNorm (weights and statistics kept);
-    returns it and the number of layers converted."""
+def convert_sync_batchnorm(module: nn.Module, device: torch.device | str = "cpu") -> tuple[nn.Module, int]:
+    """`module` with every BatchNorm*d synchronised over the processes (weights and statistics
+    kept): torch's SyncBatchNorm on GPUs, CPUSyncBatchNorm on CPUs. Returns it and the count."""
     module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    converted = 0
-    for layer in module.modules():
-        if type(layer) is nn.SyncBatchNorm:
-            layer.__class__ = SyncBatchNorm
-            converted += 1
-    return module, converted
+    layers = [layer for layer in module.modules() if isinstance(layer, nn.SyncBatchNorm)]
+    if torch.device(device).type == "cpu":
+        for layer in layers:
+            layer.__class__ = CPUSyncBatchNorm
+    return module, len(layers)
 
 
 def batchnorm_count(module: nn.Module) -> int:
-    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)
+    """Plain (per-process) BatchNorm layers in `module`."""
+    return sum(isinstance(m, _BatchNorm) and not isinstance(m, (nn.SyncBatchNorm, CPUSyncBatchNorm))
                for m in module.modules())
 
 

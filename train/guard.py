@@ -32,16 +32,16 @@ class DivergenceGuard:
     def observe(self, step: int, loss: float, grad_norm: float | None = None) -> str | None:
         """Record step `step`; a message naming what diverged (loss or gradient norm) or None.
         Non-finite values are left to the non-finite checks (fp16 skips overflowing steps)."""
-        verdict = None
+        verdicts = []
         if math.isfinite(loss):
-            verdict = self._check("loss", step, loss, self.losses, self.factor, "loss_streak") or verdict
+            verdicts.append(self._check("loss", step, loss, self.losses, self.factor, "loss_streak"))
             self.losses.append(loss)
         if grad_norm is not None and math.isfinite(grad_norm):
-            verdict = self._check("gradient norm", step, grad_norm, self.norms, self.grad_factor, "norm_streak") or verdict
+            verdicts.append(self._check("gradient norm", step, grad_norm, self.norms, self.grad_factor, "norm_streak"))
             self.norms.append(grad_norm)
         if not self.loss_streak and not self.norm_streak:
             self.rise_step = None
-        return verdict
+        return "; ".join(v for v in verdicts if v) or None
 
     def _check(self, what: str, step: int, value: float, history: deque, factor: float, streak: str) -> str | None:
         if len(history) < self.min_history:

@@ -275,7 +275,7 @@ class Trainer:
         self.ema = copy.deepcopy(net).eval().requires_grad_(False).to(accelerator.device) if ema_decay else None
         self.multiscale = hasattr(net, "forward_multiscale")
         if self.sync_bn:
-            net, self.sync_bn_layers = convert_sync_batchnorm(net)
+            net, self.sync_bn_layers = convert_sync_batchnorm(net, accelerator.device)
         module = MultiScaleOutputs(net) if self.multiscale else net
         opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, betas=recipe.betas, eps=recipe.eps)
         self.disc = self.disc_net = self.d_opt = self.disc_kwargs = None
@@ -286,7 +286,7 @@ class Trainer:
             self.disc_kwargs = dkw
             disc = cls.discriminator_cls(**dkw).train().to(memory_format=self.memory_format)
             if self.sync_bn:
-                disc, converted = convert_sync_batchnorm(disc)
+                disc, converted = convert_sync_batchnorm(disc, accelerator.device)
                 self.sync_bn_layers += converted
             d_opt = torch.optim.Adam(disc.parameters(), lr=recipe.gan.lr, betas=recipe.gan.betas)
             self.model, self.opt, self.disc, self.d_opt = accelerator.prepare(module, opt, disc, d_opt)

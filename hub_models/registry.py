@@ -96,7 +96,7 @@ def load(name_or_path: str | os.PathLike, map_location: str = "cpu") -> SRModel:
     if path.is_file():
         raise FileNotFoundError(f"{text} is a file; pass the model folder that holds it (config.json + model.safetensors)")
     if looks_local(name_or_path):
-        raise missing_path_error(name_or_path)
+        raise FileNotFoundError(f"{missing_path_error(name_or_path)}. {_what_exists()}")
     if re.fullmatch(r"[\w.-]+/[\w.-]+", text):
         return _load_hub(text, map_location)
     raise FileNotFoundError(f"no model called {text!r}. {_what_exists()}")

@@ -124,7 +124,8 @@ def test_card_is_a_model_card_with_metadata(name, tmp_path):
     card = ModelCard.load(tmp_path / "README.md")
     data = card.data.to_dict()
     assert data["pipeline_tag"] == "image-to-image"
-    assert data["license"] == "mit"
+    assert data["license"] == "other" and data["license_link"] == "LICENSE.md"  # the weights carry UTKFace's terms
+    assert "non-commercial" in data["license_name"] and (tmp_path / "LICENSE.md").is_file()
     assert name in data["tags"]
     assert data["model-index"][0]["results"][0]["metrics"][0]["value"] == 27.5
     assert "27.50" in card.text and "24.00" in card.text and "python -m x" in card.text

@@ -28,6 +28,11 @@ from .images import as_image_batch
 REPO_URL = "https://github.com/facesr-hub/facesr-hub"
 
 
+#: how to fix an out-of-range input, appended to the range error of `upscale`
+RANGE_HINT = ("; models take float images in [0, 1]: divide 0..255 images by 255 "
+              "(x.float() / 255) and map [-1, 1] images with (x + 1) / 2")
+
+
 def check_image_batch(x: torch.Tensor, name: str = "lr") -> torch.Tensor:
     """Validate an image batch (N,3,H,W) float in [0,1]; a single (3,H,W) gets a batch dim."""
     return as_image_batch(x, name)[0]
@@ -191,17 +196,46 @@ class SRModel(
             chosen = measured_inference_mode(self.architecture, torch.device(device).type)
         return normalize_inference_mode(chosen)
 
-    def upscale(self, lr: torch.Tensor, scale: int | None = None) -> torch.Tensor:
-        """Super-resolve a real low-resolution batch (N,3,h,w) in [0,1] to (N,3,h*s,w*s).
+    #: LR tile side above which `upscale` works in tiles (see hub_models/tiling.py); for
+    #: purely local networks any tile gives the whole-image result, for networks with
+    #: global pooling or attention it was chosen by measurement (README "Large images")
+    tile_size: ClassVar[int] = 256
+    #: LR pixels adjacent tiles share; None: 2 x the receptive radius + 8 (exact for local networks)
+    tile_overlap: ClassVar[int | None] = None
+    #: tiles per forward pass
+    tile_batch: ClassVar[int] = 4
 
-        Inputs whose size the network cannot take are reflect-padded to the next multiple
-        of `input_multiple` (replicate where the image is too small to reflect) and the
-        output is cropped back; the output is clamped to [0,1], float32, NCHW-contiguous.
+    def upscale(self, lr: torch.Tensor, scale: int | None = None, *, tile: int | None = None,
+                overlap: int | None = None, batch: int | None = None, progress=None) -> torch.Tensor:
+        """Super-resolve a real low-resolution batch (N,3,h,w) in [0,1] to (N,3,h*s,w*s);
+        a single image (3,h,w) gives (3,h*s,w*s).
+
+        Floats outside [0,1] are refused (convert 8-bit images with ``x.float() / 255``).
+        Inputs larger than `tile` LR pixels on a side (default `tile_size`; 0 = never) run
+        in overlapping tiles of that size (`hub_models.tiling.upscale_tiled`), so memory
+        grows with the tile, not the image; `progress(done, total)` is called per batch of
+        tiles. Inputs whose size the network cannot take are reflect-padded to the next
+        multiple of `input_multiple` (replicate where the image is too small to reflect) and
+        the output is cropped back; the output is clamped to [0,1], float32, NCHW-contiguous.
         The network runs in `resolved_inference_mode()` (fp32 unless a faster mode was
         measured harmless for this architecture: see `inference_context`).
         """
-        lr = check_image_batch(lr)
+        lr, squeezed = as_image_batch(lr, "lr", range_tol=1e-3, hint=RANGE_HINT)
         scale = self._resolve_scale(scale)
+        tile = self.tile_size if tile is None else int(tile)
+        if tile and max(lr.shape[-2:]) > tile:
+            from .tiling import default_overlap, upscale_tiled
+
+            overlap = default_overlap(self, tile, scale) if overlap is None else int(overlap)
+            y = upscale_tiled(self, lr, tile, overlap, batch or self.tile_batch, progress, scale=scale)
+        else:
+            y = self._upscale_whole(lr, scale)
+            if progress is not None:
+                progress(1, 1)
+        return y[0] if squeezed else y
+
+    def _upscale_whole(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+        """`upscale` of a checked batch in one forward pass (no tiling)."""
         h, w = lr.shape[-2:]
         param = next(self.parameters(), None)
         device = param.device if param is not None else lr.device

@@ -32,7 +32,6 @@ import copy
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import time

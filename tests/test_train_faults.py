@@ -196,7 +196,7 @@ def test_a_forced_divergence_stops_with_its_code_and_exports_nothing(faces, tmp_
     code = train_script.main(_args(faces, out, 40, "--save-every", "5", "--diverge-steps", "3", "--diverge-window", "10"))
     assert code == train_script.EXIT_DIVERGED == 4
     text = capsys.readouterr().out
-    assert "stopped at step 15: the loss diverged: above 10 x its running median" in text
+    assert "stopped at step 15: the loss diverged: above 10 x its" in text
     assert "since step 13" in text and "lower --lr (now 0.0001)" in text and "last/ is not exported" in text
     assert not (out / "last").exists() and _log_steps(out)[-1] == 15
     assert json.loads((out / "state" / "train_state.json").read_text())["step"] == 10
@@ -211,6 +211,12 @@ def test_the_guard_watches_the_gradient_norm_too():
     assert guard.observe(13, 1.0, 1e4) is None
     verdict = guard.observe(14, 1.2, 2e4)
     assert verdict.startswith("the gradient norm diverged: above 100 x its running median (0.5)") and "since step 13" in verdict
+    # a loss that jumps at the second step and stays there: judged against its start, never
+    # against a median the jump would fill
+    early = DivergenceGuard(factor=10, patience=5, window=100)
+    verdicts = [early.observe(step, 0.3 if step == 1 else 7e13) for step in range(1, 7)]
+    assert verdicts[:5] == [None] * 5 and verdicts[5].startswith("the loss diverged: above 10 x its value at the start (0.3)")
+    assert list(early.losses) == [0.3]
     calm = DivergenceGuard(patience=1, window=10)
     for step in range(1, 11):
         calm.observe(step, 1.0, 0.5)

@@ -599,12 +599,14 @@ def _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, 
             history["guard"] = guard.state_dict()
             if verdict:
                 kept = ", ".join(f"{f.name}/ (step {check_state(f)[0]['step']})" for f in state_candidates(output)
-                                 if check_state(f)[0]) or "none"
+                                 if check_state(f)[0])
+                again = [f"--init-from {output / 'best'}"] if (output / "best").is_dir() else []
+                again.append("--init-from a shipped checkpoint" if again else "from scratch or a shipped checkpoint")
                 accelerator.print(
                     f"stopped at step {step}: {verdict}. The learning rate is too high for this run: lower --lr "
-                    f"(now {trainer.lr_at(step - 1):g}), e.g. by 3-10x, and start again (--init-from {output / 'best'} "
-                    f"or a shipped checkpoint), or --resume --resume-changed from a state saved before step "
-                    f"{guard.rise_step} (kept: {kept}). last/ is not exported.")
+                    f"(now {trainer.lr_at(step - 1):g}), e.g. by 3-10x, and start again ({' or '.join(again)}, "
+                    f"new --output)" + (f", or --resume --resume-changed if a kept state predates step {guard.rise_step} "
+                                        f"(kept: {kept})" if kept else "") + ". last/ is not exported.")
                 bar.close()
                 accelerator.end_training()
                 return EXIT_DIVERGED

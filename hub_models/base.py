@@ -100,6 +100,35 @@ def mode_key(device_type: str) -> str:
     return device_type
 
 
+#: environment variable choosing the engine of every model: "torch", "onnxruntime", "openvino"
+INFERENCE_BACKEND_ENV = "FACESR_INFERENCE_BACKEND"
+INFERENCE_BACKENDS = ("torch", "onnxruntime", "openvino")
+
+
+def measured_inference_backend(architecture: str, device_type: str) -> str:
+    """The engine the benchmark found >= 20 % faster than PyTorch's default mode at the same
+    output for this architecture on this CPU class (the modes file's "backends"), when that
+    engine and the ONNX exporter import here; else "torch"."""
+    path = Path(INFERENCE_MODES_FILE)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return "torch"
+    cached = _MODES_CACHE.get(f"{path}#backends")
+    if not cached or cached[0] != stamp:
+        try:
+            backends = json.loads(path.read_text()).get("backends", {})
+        except (OSError, ValueError, AttributeError):
+            backends = {}
+        cached = _MODES_CACHE[f"{path}#backends"] = (stamp, backends if isinstance(backends, dict) else {})
+    engine = (cached[1].get(architecture) or {}).get(mode_key(device_type), "torch")
+    if engine not in INFERENCE_BACKENDS[1:]:
+        return "torch"
+    import importlib.util
+
+    return engine if all(importlib.util.find_spec(m) for m in (engine, "onnx", "onnxscript")) else "torch"
+
+
 def measured_inference_mode(architecture: str, device_type: str) -> str:
     """The modes file's choice for this architecture on this machine (CPUs: the entry of the
     CPU class the code runs on, not of the machine that wrote the file), else fp32 (on CPUs
@@ -184,6 +213,22 @@ class SRModel(
     #: instance to override, e.g. ``model.inference_mode = "fp32"`` (see `INFERENCE_MODE_TOKENS`)
     inference_mode: str | None = None
 
+    #: engine of `upscale`: None = automatic ($FACESR_INFERENCE_BACKEND, else the engine the
+    #: benchmark found >= 20 % faster on this CPU class, else "torch"); "onnxruntime" or
+    #: "openvino" run the network exported to ONNX (`hub_models.onnx_export`, fp32, CPU)
+    inference_backend: str | None = None
+
+    def resolved_inference_backend(self, device: torch.device | str = "cpu") -> str:
+        """The engine `upscale` uses on `device` (always "torch" off the CPU)."""
+        if torch.device(device).type != "cpu":
+            return "torch"
+        chosen = self.inference_backend or os.environ.get(INFERENCE_BACKEND_ENV) or "auto"
+        if chosen == "auto":
+            return measured_inference_backend(self.architecture, "cpu")
+        if chosen not in INFERENCE_BACKENDS:
+            raise ValueError(f"unknown inference backend {chosen!r}: one of {INFERENCE_BACKENDS}")
+        return chosen
+
     def resolved_inference_mode(self, device: torch.device | str = "cpu") -> str:
         """The mode `upscale` uses on `device`: the instance's `inference_mode` if set, else
         $FACESR_INFERENCE_MODE if set, else the benchmark's measured choice for this
@@ -239,6 +284,11 @@ class SRModel(
         h, w = lr.shape[-2:]
         param = next(self.parameters(), None)
         device = param.device if param is not None else lr.device
+        backend = self.resolved_inference_backend(device)
+        if backend != "torch":  # the network exported to ONNX, run by that engine (fp32)
+            from .onnx_export import engine_upscale
+
+            return engine_upscale(self, lr, scale, backend)
         mode = self.resolved_inference_mode(device)
         with torch.profiler.record_function("facesr::prepare_input"):  # named for the benchmark's profile
             x = self.prepare_input(lr.to(device, torch.float32), scale)

@@ -84,6 +84,8 @@ class OnnxUpscaler:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            # no busy-waiting between runs: it would take the cores from whatever runs next
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
             self._run = lambda x: self._session.run(None, {INPUT_NAME: x})[0]
         elif engine == "openvino":
@@ -111,3 +113,26 @@ class OnnxUpscaler:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=pad_mode)
         y = torch.from_numpy(self._run(x.contiguous().numpy()))
         return y[..., : h * scale, : w * scale].clamp(0, 1).contiguous()
+
+
+def _weights_version(model) -> tuple:
+    """Changes whenever a parameter or buffer is replaced or updated in place."""
+    return tuple((id(t), t._version) for t in [*model.parameters(), *model.buffers()])
+
+
+def engine_upscale(model, lr: torch.Tensor, scale: int, engine: str) -> torch.Tensor:
+    """`model`'s whole-image upscale through `engine` (fp32): the network is exported on the
+    first call per scale (seconds; again after the weights change) to a temporary file and
+    the session kept on the instance (not in its state dict)."""
+    import tempfile
+
+    key = (engine, scale)
+    entry = model.__dict__.get("_engine_upscalers", {}).get(key)
+    if entry is None or entry[0] != _weights_version(model):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_onnx(model, Path(tmp) / "model.onnx", scale=scale)
+            upscaler = OnnxUpscaler(model, path, scale=scale, engine=engine)  # the engines read the file now
+        entry = (_weights_version(model), upscaler)
+        # stored after the export (torch.export puts back the module's attribute dict as it found it)
+        model.__dict__.setdefault("_engine_upscalers", {})[key] = entry
+    return entry[1].upscale(lr)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import cv2
 import numpy as np
@@ -10,8 +11,9 @@ import torch
 
 import hub_models
 from hub_models import MODELS
-from hub_models.base import (INFERENCE_MODE_ENV, INFERENCE_MODES_FILE, normalize_inference_mode,
+from hub_models.base import (INFERENCE_MODE_ENV, INFERENCE_MODES_FILE, mode_key, normalize_inference_mode,
                              read_inference_modes)
+from hub_models.machine import BF16_TIERS, cpu_class
 from train import benchmark
 
 ARCHS = sorted(MODELS)
@@ -23,11 +25,11 @@ def tiny(name: str):
 
 
 def _eager_modes_for(name: str) -> list[str]:
-    """channels_last (the usual CPU choice) and whatever the shipped modes file picks."""
+    """channels_last (the usual CPU choice) and the fp32 modes the shipped file picks on any CPU class."""
     modes = {"channels_last"}
-    shipped = read_inference_modes().get(name, {}).get("cpu")
-    if shipped and "compile" not in shipped:
-        modes.add(normalize_inference_mode(shipped))
+    for key, shipped in read_inference_modes().get(name, {}).items():
+        if key.startswith("cpu") and "compile" not in shipped and not {"bf16", "fp16"} & set(shipped.split("+")):
+            modes.add(normalize_inference_mode(shipped))
     return sorted(modes - {"fp32"})
 
 
@@ -52,10 +54,10 @@ def test_fast_modes_match_fp32(name):
 def test_mode_resolution_order(monkeypatch, tmp_path):
     model = tiny("srcnn")
     modes_file = tmp_path / "modes.json"
-    modes_file.write_text(json.dumps({"modes": {"srcnn": {"cpu": "channels_last"}}}))
+    modes_file.write_text(json.dumps({"modes": {"srcnn": {mode_key("cpu"): "bf16+channels_last"}}}))
     monkeypatch.setattr(hub_models.base, "INFERENCE_MODES_FILE", modes_file)
     monkeypatch.delenv(INFERENCE_MODE_ENV, raising=False)
-    assert model.resolved_inference_mode("cpu") == "channels_last"  # the measured choice
+    assert model.resolved_inference_mode("cpu") == "bf16+channels_last"  # the choice measured for this CPU class
     assert model.resolved_inference_mode("cuda") == "fp32"  # nothing measured there
     monkeypatch.setenv(INFERENCE_MODE_ENV, "fp32")
     assert model.resolved_inference_mode("cpu") == "fp32"  # environment beats the file
@@ -63,7 +65,27 @@ def test_mode_resolution_order(monkeypatch, tmp_path):
     assert model.resolved_inference_mode("cpu") == "bf16+channels_last"  # the instance beats both
     model.inference_mode = None
     monkeypatch.setenv(INFERENCE_MODE_ENV, "auto")
-    assert model.resolved_inference_mode("cpu") == "channels_last"
+    assert model.resolved_inference_mode("cpu") == "bf16+channels_last"
+
+
+def test_modes_of_another_cpu_class_are_not_used(monkeypatch, tmp_path):
+    """A mode measured on another CPU class (e.g. bf16 on an AMX Xeon) is not applied here:
+    unmeasured classes run fp32 channels_last."""
+    other = next(f"cpu:{tier}:{n}c" for tier in BF16_TIERS for n in (1, 4096) if f"cpu:{tier}:{n}c" != mode_key("cpu"))
+    modes_file = tmp_path / "modes.json"
+    modes_file.write_text(json.dumps({"modes": {"srcnn": {other: "bf16"}, "vdsr": {mode_key("cpu"): "fp32"}}}))
+    monkeypatch.setattr(hub_models.base, "INFERENCE_MODES_FILE", modes_file)
+    monkeypatch.delenv(INFERENCE_MODE_ENV, raising=False)
+    assert tiny("srcnn").resolved_inference_mode("cpu") == "channels_last"
+    assert tiny("vdsr").resolved_inference_mode("cpu") == "fp32"
+
+
+def test_cpu_class_from_features_and_cores():
+    flags = "flags\t\t: fpu avx2 avx512f {}\n"
+    assert cpu_class(flags.format("avx512_bf16 amx_bf16 amx_tile"), cores=2) == "cpu:amx_bf16:2c"
+    assert cpu_class(flags.format("avx512_bf16"), cores=12) == "cpu:avx512_bf16:16c"
+    assert cpu_class(flags.format(""), cores=1) == "cpu:no_bf16:1c"
+    assert cpu_class(flags.format(""), cores=3) == cpu_class(flags.format(""), cores=4) == "cpu:no_bf16:4c"
 
 
 def test_mode_names():
@@ -98,7 +120,7 @@ def test_shipped_modes_file_is_valid():
     for arch, per_device in data["modes"].items():
         assert arch in MODELS, f"{arch} is not a registered architecture"
         for device_type, mode in per_device.items():
-            assert device_type in ("cpu", "cuda", "mps")
+            assert device_type in ("cuda", "mps") or re.fullmatch(r"cpu:(amx_bf16|avx512_bf16|no_bf16):\d+c", device_type)
             assert normalize_inference_mode(mode) == mode
             assert "compile" not in mode, "compile modes are opt-in (first call compiles for 10-20 s)"
             evidence = data["evidence"][arch][device_type]

@@ -48,3 +48,38 @@ def test_export_command_writes_a_dynamic_graph(tmp_path, monkeypatch):
     with torch.no_grad():
         x = torch.rand(1, 3, 5, 6)
         assert abs(session.run(None, {"x": x.numpy()})[0] - loaded.network_forward(x, tiny.default_scale).numpy()).max() < 1e-4
+
+
+def test_upscale_uses_a_winning_engine_only_on_its_cpu_class(tmp_path, monkeypatch):
+    import json
+
+    from hub_models.base import INFERENCE_BACKEND_ENV, mode_key
+
+    torch.manual_seed(0)
+    model = MODELS["srcnn"](**MODELS["srcnn"].test_config).eval()
+    modes_file = tmp_path / "modes.json"
+    monkeypatch.setattr(hub_models.base, "INFERENCE_MODES_FILE", modes_file)
+    monkeypatch.delenv(INFERENCE_BACKEND_ENV, raising=False)
+    modes_file.write_text(json.dumps({"modes": {}, "backends": {"srcnn": {"cpu:no_such_class:1c": "onnxruntime"}}}))
+    assert model.resolved_inference_backend("cpu") == "torch"  # measured elsewhere: not used here
+    modes_file.write_text(json.dumps({"modes": {"srcnn": {mode_key("cpu"): "fp32"}},
+                                      "backends": {"srcnn": {mode_key("cpu"): "onnxruntime"}}}))
+    assert model.resolved_inference_backend("cpu") == "onnxruntime"
+    assert model.resolved_inference_backend("cuda") == "torch"
+    lr = torch.rand(1, 3, 6, 7)
+    out = model.upscale(lr)
+    assert ("onnxruntime", model.default_scale) in model.__dict__["_engine_upscalers"]  # it did run there
+    model.inference_backend = "torch"
+    assert (out - model.upscale(lr)).abs().max().item() < 1e-4
+    with torch.no_grad():
+        next(model.parameters()).mul_(2)
+    model.inference_backend = None
+    changed = model.upscale(lr)  # weights changed: exported again
+    model.inference_backend = "torch"
+    assert (changed - model.upscale(lr)).abs().max().item() < 1e-4
+    monkeypatch.setenv(INFERENCE_BACKEND_ENV, "torch")
+    model.inference_backend = None
+    assert model.resolved_inference_backend("cpu") == "torch"
+    model.inference_backend = "tensorrt"
+    with pytest.raises(ValueError, match="unknown inference backend"):
+        model.upscale(lr)

@@ -72,7 +72,12 @@ import torch
 
 import hub_models
 from hub_models import metrics
-from hub_models.base import INFERENCE_MODES_FILE, normalize_inference_mode
+from bench import backends as bench_backends
+from bench import gpu as bench_gpu
+from bench import modes as bench_modes
+from bench import peaks as bench_peaks
+from bench import tiled as bench_tiled
+from hub_models.base import INFERENCE_MODES_FILE, mode_key, normalize_inference_mode
 from hub_models.degradations import bicubic_degrade, mod_crop
 from train.data import IMAGE_SUFFIXES, list_images
 from train.evaluate import evaluate_model, load_hr
@@ -227,18 +232,6 @@ class MemoryProbe:
         finally:
             _mallopt_mmap_threshold(32 * 2**20)  # glibc's largest dynamic threshold
         return max(0.0, (peak - base) / 1024) if base is not None and peak is not None else None
-
-
-def conv_peak_gflops(device: torch.device, reps: int) -> dict:
-    """The machine's dense conv throughput: 3x3 conv 256->256 at 64x64, fp32 channels_last,
-    batch 1, best of `reps` (GFLOP/s)."""
-    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(device).eval()
-    x = torch.randn(1, 256, 64, 64, device=device).contiguous(memory_format=torch.channels_last)
-    flops = 2 * 256 * 256 * 9 * 64 * 64
-    with torch.no_grad():
-        m = measure(lambda: conv(x), device, reps=reps, budget_s=10.0, warmup=2)
-    return {"gflop_s": flops / m["min_s"] / 1e9, "test": "conv3x3 256->256 @64x64, fp32 channels_last, batch 1",
-            "best_of": m["runs"]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -517,6 +510,11 @@ class Context:
     memory: MemoryProbe
     mode_data: list[torch.Tensor]
     mode_data_note: str
+    peaks: dict = field(default_factory=dict)  # {precision: peak}, bench.peaks.conv_peaks
+
+    def peak_of(self, mode: str) -> dict:
+        """The measured conv peak of the precision `mode` runs in (fp32's where not measured)."""
+        return self.peaks.get(bench_peaks.precision_of(mode), self.peak)
 
 
 def _fmt(v, digits=1):
@@ -569,6 +567,9 @@ def speed_subject(label: str, model, weights: str, ctx: Context, drift_model=Non
     if ctx.out_size % scale:
         raise ValueError(f"output {ctx.out_size} is not a multiple of the scale {scale}")
     lr_size = ctx.out_size // scale
+    for m in (model, drift_model):  # PyTorch's modes are measured here, other engines in bench.backends
+        if m is not None:
+            m.inference_backend = "torch"
     g = torch.Generator().manual_seed(0)
     lr1 = torch.rand(1, 3, lr_size, lr_size, generator=g).to(device)
     lr16 = torch.rand(ctx.b16, 3, lr_size, lr_size, generator=g).to(device)
@@ -657,6 +658,7 @@ def speed_subject(label: str, model, weights: str, ctx: Context, drift_model=Non
         chosen = "fp32"
         fp32_cache: dict = {}
         drift_on = drift_model if drift_model is not None else model
+        # every eligible mode's dPSNR is measured (bf16 on every architecture), the fastest harmless one chosen
         for row in sorted((r for r in result["modes"] if r.get("ms_b1")), key=lambda r: r["ms_b1"]):
             mode = row["mode"]
             eligible = ("compile" not in mode or ctx.allow_compile_default)
@@ -669,8 +671,8 @@ def speed_subject(label: str, model, weights: str, ctx: Context, drift_model=Non
             drift = mode_drift(drift_on, mode, ctx, fp32_cache, fp32_ms / 1000)
             row.update(drift)
             if abs(drift["dpsnr_y"]) < MAX_DPSNR:
-                chosen = mode
-                break
+                chosen = mode if chosen == "fp32" else chosen
+                continue
             row["eligible"] = f"no (|dPSNR-Y| >= {MAX_DPSNR} dB)"
         drift_on.inference_mode = None
         result["mode_source"] = "measured"
@@ -755,7 +757,7 @@ def speed_subject(label: str, model, weights: str, ctx: Context, drift_model=Non
 
 
 def bound_row(res: dict, ctx: Context) -> dict:
-    peak = ctx.peak["gflop_s"]
+    peak = ctx.peak_of(res["default_mode"])["gflop_s"]
     gflops = res["flops"] / 1e9
     ms = res["default_ms"]
     achieved = gflops / (ms / 1000) if ms else None
@@ -771,7 +773,7 @@ def bound_row(res: dict, ctx: Context) -> dict:
 
 
 def verdict(res: dict, row: dict, ctx: Context) -> str:
-    ms, gflops, peak = row["ms"], row["gflops"], ctx.peak["gflop_s"]
+    ms, gflops, peak = row["ms"], row["gflops"], ctx.peak_of(res["default_mode"])["gflop_s"]
     if res["architecture"] == "bicubic":
         return "reference (no network)"
     over = f"{ms / GOAL_MS:.1f}x over {GOAL_MS:.0f} ms" if ms > GOAL_MS else f"meets {GOAL_MS:.0f} ms"
@@ -992,6 +994,21 @@ def md_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _limit_cells(r: dict) -> list[str]:
+    b = r.get("_bound") or {}
+    if not r["flops"] or not b.get("ms_at_peak"):
+        return ["", ""]
+    return [f"{b['ms_at_peak']:.1f} ({bench_peaks.precision_of(r['default_mode'])})", _fmt(b.get("pct_peak"), 0)]
+
+
+def _tiled_cell(t: dict | None) -> str:
+    if not t:
+        return ""
+    if t.get("mpix_s") is None:
+        return t.get("note", "")
+    return f"{t['mpix_s']:.2f} MP/s, {_mib(t.get('peak_mib'))} MiB" + (f" ({t['note']})" if t.get("note") else "")
+
+
 def speed_markdown(results: list[dict], bounds: list[dict], env: dict) -> str:
     bic = next((r for r in results if r["architecture"] == "bicubic"), None)
     out = []
@@ -1000,7 +1017,10 @@ def speed_markdown(results: list[dict], bounds: list[dict], env: dict) -> str:
         f"Output {env['out_size']}x{env['out_size']}, batch 1 latency = median of `upscale()` "
         f"(bicubic pre-upsampling, padding and clamp included); throughput at batch {env['b16']}. "
         f"{env['device_desc']}, {env['threads']} threads, load average {env['load_start']} at the start. "
-        f"Dense-conv peak measured: {env['peak']['gflop_s']:.0f} GFLOP/s ({env['peak']['test']}). "
+        f"Dense-conv peaks measured in this run: "
+        + ", ".join(f"{p} {v['gflop_s']:.0f} GFLOP/s" for p, v in env.get("peaks", {"fp32": env["peak"]}).items())
+        + f" ({env['peak']['test']}; each model's limit uses the peak of its mode's precision). "
+        f"Modes key of this machine: `{env.get('cpu_class', env['device'])}`. "
         + ("Speed does not depend on the weights: rows marked 'untrained' time the default config with random weights. "
            if untrained else "")
         + f"Peak memory: {env['memory_method']}. fp32 at batch 16 is left blank for models whose batch of 16 "
@@ -1015,10 +1035,12 @@ def speed_markdown(results: list[dict], bounds: list[dict], env: dict) -> str:
                      _fmt(r["flops"] / 1e9, 2), _fmt(r["fp32_ms"]), _fmt(r.get("fp32_img_s_b16")),
                      _mib(r.get("fp32_peak_mib")), r["fastest_mode"], _fmt(r["fastest_ms"]),
                      r["default_mode"], _fmt(r["default_ms"]), _fmt(r.get("default_img_s_b16")),
-                     _mib(r.get("default_peak_mib")), _fmt(ratio, 0) + "x" if ratio else "", goal])
+                     _mib(r.get("default_peak_mib")), _fmt(ratio, 0) + "x" if ratio else "", goal,
+                     *_limit_cells(r), _tiled_cell(r.get("tiled"))])
     out.append(md_table(["model", "weights", "scale (px)", "params (M)", "GFLOPs", "fp32 ms (b1)", "fp32 img/s (b16)",
                          "fp32 peak MiB (b1)", "fastest mode", "fastest ms", "default mode", "default ms (b1)",
-                         "default img/s (b16)", "default peak MiB", "x bicubic", "<= 100 ms"], rows))
+                         "default img/s (b16)", "default peak MiB", "x bicubic", "<= 100 ms",
+                         "limit: ms at peak (precision)", "% of peak", "tiled job to 4096x4096: MP/s, peak MiB"], rows))
     out.append("\n**What bounds each model** (default mode, batch 1; `ms at peak` = its FLOPs at the measured conv "
                "peak, a floor no kernel tuning can beat):\n")
     out.append(md_table(["model", "ms", "GFLOP/s", "% of peak", "ms at peak", "conv % (GFLOP/s)", "top ops (% of time)",
@@ -1083,7 +1105,9 @@ def quality_markdown(qrows: list[dict], prows: list[dict], env: dict) -> str:
 def write_modes_file(path: Path, results: list[dict], device_type: str, env: dict) -> dict:
     """Merge this run's choices ({architecture: {device_type: mode}}) into `path`."""
     data = json.loads(path.read_text()) if path.is_file() else {}
-    data["about"] = ("Default numeric mode of SRModel.upscale per architecture and device type, chosen by "
+    data["about"] = ("Default numeric mode of SRModel.upscale per architecture and CPU class (bf16 arithmetic and "
+                     "usable cores, hub_models.machine.cpu_class; unlisted classes run fp32 channels_last) or GPU "
+                     "device type, chosen by "
                      "`python -m train.benchmark --write-modes`: the fastest measured mode that is >= "
                      f"{MIN_SPEEDUP:.2f}x faster than fp32 and changes Y-PSNR by < {MAX_DPSNR} dB. Override per model "
                      "with `model.inference_mode = 'fp32'` or for all with $FACESR_INFERENCE_MODE.")
@@ -1093,15 +1117,25 @@ def write_modes_file(path: Path, results: list[dict], device_type: str, env: dic
         if r.get("mode_source") != "measured":
             continue
         arch = r["architecture"]
-        modes.setdefault(arch, {})[device_type] = r["default_mode"]
+        modes.setdefault(arch, {})[mode_key(device_type)] = r["default_mode"]
         chosen = next(m for m in r["modes"] if m["mode"] == r["default_mode"])
-        evidence.setdefault(arch, {})[device_type] = {
+        evidence.setdefault(arch, {})[mode_key(device_type)] = {
             "fp32_ms": round(r["fp32_ms"], 2), "mode_ms": round(r["default_ms"], 2),
             "dpsnr_y": None if chosen.get("dpsnr_y") is None else round(chosen["dpsnr_y"], 5),
             "max_abs_diff": chosen.get("max_abs_diff"), "drift_weights": r.get("drift_weights"),
             "output": f"{r['out']}x{r['out']}", "machine": env["device_desc"], "threads": env["threads"],
             "torch": torch.__version__, "date": env["date"], "load_at_start": env["load_start"],
         }
+    backends = data.setdefault("backends", {})  # engines >= 20 % faster than the default mode (bench.backends)
+    for r in results:
+        if r.get("mode_source") == "measured" and device_type == "cpu":
+            per = backends.setdefault(r["architecture"], {})
+            if r.get("backend"):
+                per[mode_key(device_type)] = r["backend"]
+                evidence.setdefault(r["architecture"], {})[mode_key(device_type)]["backend"] = r["backend_evidence"]
+            else:
+                per.pop(mode_key(device_type), None)
+    data["backends"] = {a: per for a, per in sorted(backends.items()) if per}
     data["modes"] = dict(sorted(modes.items()))
     data["evidence"] = dict(sorted(evidence.items()))
     path.write_text(json.dumps(data, indent=2) + "\n")
@@ -1160,6 +1194,8 @@ def main(argv=None) -> int:
     p.add_argument("--scaling-max-s", type=float, default=5.0, help="skip sizes estimated slower than this per run")
     p.add_argument("--mode-images", type=int, default=32, help="images for the mode check (dPSNR)")
     p.add_argument("--write-modes", action="store_true", help="write the chosen modes into --modes-file")
+    p.add_argument("--no-engines", action="store_true", help="do not time onnxruntime / OpenVINO")
+    p.add_argument("--tiled-max-s", type=float, default=120.0, help="skip tiled jobs estimated slower than this")
     p.add_argument("--modes-file", type=Path, default=INFERENCE_MODES_FILE)
     p.add_argument("--quick", action="store_true",
                    help="tiny test configs, 1 repetition, small sizes, no compile: checks that the command works "
@@ -1225,8 +1261,11 @@ def main(argv=None) -> int:
     if "speed" in args.part:
         memory = MemoryProbe(device)
         env["memory_method"] = memory.method
-        env["peak"] = conv_peak_gflops(device, 3 if args.quick else 10)
-        log(f"  dense conv peak: {env['peak']['gflop_s']:.1f} GFLOP/s")
+        env["peaks"] = bench_peaks.conv_peaks(device, 3 if args.quick else 10)
+        env["peak"] = env["peaks"]["fp32"]
+        env["cpu_class"] = mode_key(device.type)
+        log("  dense conv peaks: " + ", ".join(f"{k} {v['gflop_s']:.1f} GFLOP/s" for k, v in env["peaks"].items())
+            + f"; modes key {env['cpu_class']}")
         face = next((d for d in datasets if d.archs is None and d.images), None)
         mode_data = face.images if face else synthetic_faces(max(args.mode_images, 2), args.size)
         env["mode_data_note"] = (f"the first {args.mode_images} images of {face.name} (fewer for slow models: see "
@@ -1238,7 +1277,7 @@ def main(argv=None) -> int:
                       allow_compile_default=args.allow_compile_default,
                       scaling_sizes=args.scaling_sizes, scaling_max_s=args.scaling_max_s,
                       mode_images=args.mode_images, mode_budget_s=10.0 if args.quick else 15.0,
-                      protocol=args.protocol, peak=env["peak"], memory=memory, mode_data=mode_data,
+                      protocol=args.protocol, peak=env["peak"], peaks=env["peaks"], memory=memory, mode_data=mode_data,
                       mode_data_note=env["mode_data_note"])
         by_arch_ckpt = {}
         for name, model in checkpoints:
@@ -1279,17 +1318,20 @@ def main(argv=None) -> int:
             res["_bound"] = bound_row(res, ctx)
             bounds.append(res["_bound"])
             log(f"  speed {name}: {res['default_ms']:.1f} ms")
+        extra = speed_sections(results, archs, ctx, args, env, out_dir, log)
         env["load_end_speed"] = _load()
 
         write_csv(out_dir / "speed.csv", [speed_csv_row(r, results) for r in results], SPEED_COLUMNS)
         write_csv(out_dir / "modes.csv", [m for r in results for m in r["modes"]], MODE_COLUMNS)
         write_csv(out_dir / "bounds.csv", bounds, BOUND_COLUMNS)
         write_csv(out_dir / "scaling.csv", [s for r in results for s in r["scaling"]], SCALING_COLUMNS)
-        (out_dir / "speed.md").write_text(speed_markdown(results, bounds, env))
         proposal = write_modes_file(out_dir / "inference_modes.json", results, device.type, env)
         if args.write_modes:
             write_modes_file(args.modes_file, results, device.type, env)
             log(f"  modes written to {args.modes_file}: {json.dumps(proposal['modes'])}")
+        modes_shown = args.modes_file if args.write_modes else out_dir / "inference_modes.json"
+        extra.insert(0, bench_modes.modes_markdown(modes_shown, env.get("cpu_class", device.type), md_table))
+        (out_dir / "speed.md").write_text(speed_markdown(results, bounds, env) + "\n" + "\n\n".join(extra))
 
     qrows: list[dict] = []
     prows: list[dict] = []
@@ -1317,6 +1359,49 @@ def main(argv=None) -> int:
     (out_dir / "benchmark.md").write_text("\n\n".join(parts))
     log(f"wrote {out_dir}/benchmark.md (+ csv) in {env['seconds']:.0f} s")
     return 0
+
+
+def speed_sections(results: list[dict], archs: list[str], ctx: Context, args, env: dict, out_dir: Path, log) -> list[str]:
+    """The limit, other engines, tiled job and GPU sections (bench/*): csv files and markdown."""
+    by_arch = {r["label"]: r for r in results if r["label"] in archs}
+    limits = [bench_peaks.limit_row(r["label"], r["flops"], r["default_mode"], r["default_ms"], env["peaks"], GOAL_MS)
+              for r in results]
+    write_csv(out_dir / "limits.csv", limits, bench_peaks.LIMIT_COLUMNS)
+    sections = [bench_peaks.limit_markdown(limits, env["peaks"], md_table, _fmt)]
+    engines = bench_backends.available_engines() if ctx.device.type == "cpu" and not args.no_engines else {}
+    engine_rows = []
+    for label, r in by_arch.items():
+        if engines and r["params"]:
+            model = hub_models.MODELS[label](**(hub_models.MODELS[label].test_config if args.quick else {})).eval()
+            engine_rows += bench_backends.measure_backends(label, model, r["default_mode"], r["lr"], ctx.reps,
+                                                           ctx.budget_s, engines)
+            log(f"  engines {label}: " + ", ".join(f"{e['engine']} {_fmt(e.get('engine_ms'))} ms" for e in engine_rows
+                                                   if e["model"] == label) + f" (PyTorch {r['default_ms']:.1f} ms)")
+            wins = [e for e in engine_rows if e["model"] == label and str(e.get("verdict", "")).startswith("wins")]
+            if wins:
+                r["backend"] = min(wins, key=lambda e: e["engine_ms"])["engine"]
+                r["backend_evidence"] = {k: min(wins, key=lambda e: e["engine_ms"]).get(k)
+                                         for k in ("torch_mode", "torch_ms", "engine_ms", "speedup", "max_abs_diff")}
+    write_csv(out_dir / "backends.csv", engine_rows, bench_backends.BACKEND_COLUMNS)
+    sections.append(bench_backends.backends_markdown(engine_rows, engines, md_table, _fmt)
+                    if ctx.device.type == "cpu" else "**Other engines**: measured on CPUs only.\n")
+    tiled = []
+    for label, r in by_arch.items():
+        model = hub_models.MODELS[label](**(hub_models.MODELS[label].test_config if args.quick else {})).eval()
+        per_mpix = r["default_ms"] / 1000 / (r["out"] ** 2 / 1e6)
+        tiled.append(bench_tiled.measure_tiled(label, model, r["default_mode"], ctx.memory, per_mpix, args.tiled_max_s,
+                                               out_side=192 if args.quick else bench_tiled.OUT_SIDE))
+    write_csv(out_dir / "tiled.csv", tiled, bench_tiled.TILED_COLUMNS)
+    for r in results:
+        r["tiled"] = next((t for t in tiled if t["model"] == r["label"]), None)
+    gpu_rows = []
+    if torch.cuda.is_available():
+        for label in by_arch:
+            model = hub_models.MODELS[label](**(hub_models.MODELS[label].test_config if args.quick else {})).eval()
+            gpu_rows += bench_gpu.measure_gpu(label, model, ctx.out_size, ctx.reps, not args.no_compile)
+    write_csv(out_dir / "gpu.csv", gpu_rows, bench_gpu.GPU_COLUMNS)
+    sections.append(bench_gpu.gpu_markdown(gpu_rows, md_table, _fmt, env["device_desc"]))
+    return sections
 
 
 def speed_csv_row(r: dict, results: list[dict]) -> dict:

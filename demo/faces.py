@@ -1,146 +1,20 @@
-"""Find a face in a photo, frame it the way the face models were trained, paste it back.
+"""The demo's face helpers: detection, framing, cropping and pasting live in the library
+(`hub_models.faces`, which also has `upscale_faces` for every face in a photo); this
+module re-exports them under the names the demo has always used."""
 
-Detector: OpenCV's ``cv2.CascadeClassifier`` with the frontal-face Haar cascade
-(Viola-Jones / Lienhart, ``haarcascade_frontalface_default.xml``) that the opencv-python
-wheel ships in ``cv2.data.haarcascades``; nothing is downloaded. OpenCV 5 removed
-``CascadeClassifier`` from the main module, so requirements pin ``opencv-python-headless<5``.
-
-Framing: the x4/x8 face models are trained on 128x128 CelebA crops (FSRNet's alignment).
-The detected box is turned into a square of ``FRAME_SCALE`` times its width, shifted by
-``FRAME_SHIFT`` box widths, constants measured by running this detector on the CelebA
-test faces so that a detection on a CelebA image gives back (about) the image itself.
-"""
-
-from __future__ import annotations
-
-import threading
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-
-import numpy as np
-from PIL import Image
-
-CASCADE_FILE = "haarcascade_frontalface_default.xml"
-CASCADE_NAME = "OpenCV haarcascade_frontalface_default.xml (Viola-Jones / Lienhart, frontal faces)"
-
-#: side of the square crop / detected box width, and the crop centre's offset from the
-#: box centre in box widths (x, y); measured on CelebA test faces (see module docstring)
-FRAME_SCALE = 1.45
-FRAME_SHIFT = (0.0, 0.09)
-
-_DETECT_MAX_SIDE = 800  # the detector runs on the photo scaled down to this size
-
-
-@dataclass(frozen=True)
-class Box:
-    """Axis-aligned box in pixel coordinates of the photo (may extend past its border)."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    def as_list(self) -> list[int]:
-        return [int(self.x), int(self.y), int(self.w), int(self.h)]
-
-
-_CV2_LOCK = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def _opencv_cascade():
-    """OpenCV's CascadeClassifier on the frontal-face cascade that opencv-python ships."""
-    import cv2
-
-    if not hasattr(cv2, "CascadeClassifier"):  # OpenCV 5 moved it out; requirements pin <5
-        raise RuntimeError(f"OpenCV {cv2.__version__} has no CascadeClassifier: install opencv-python-headless<5")
-    clf = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / CASCADE_FILE))
-    if clf.empty():
-        raise RuntimeError(f"could not load {CASCADE_FILE} from {cv2.data.haarcascades}")
-    return clf
-
-
-def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB (H, W, 3) -> equalised uint8 grey, the usual input of the Haar detector."""
-    import cv2
-
-    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    return cv2.equalizeHist(gray)
-
-
-def detect_faces(rgb: np.ndarray) -> list[Box]:
-    """Frontal faces in a uint8 RGB photo, largest first, in the photo's pixel coordinates.
-
-    The photo is scaled down to at most 800 px on its long side for the search.
-    """
-    h, w = rgb.shape[:2]
-    f = min(1.0, _DETECT_MAX_SIDE / max(h, w))
-    small = rgb
-    if f < 1.0:
-        small = np.asarray(Image.fromarray(rgb).resize((max(1, round(w * f)), max(1, round(h * f))), Image.BILINEAR))
-    gray = to_gray(small)
-    min_size = max(24, round(min(gray.shape) * 0.08))
-    with _CV2_LOCK:
-        found = _opencv_cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
-    boxes = [Box(*map(int, b)) for b in (found if len(found) else [])]
-    boxes = [Box(round(b.x / f), round(b.y / f), round(b.w / f), round(b.h / f)) for b in boxes]
-    return sorted(boxes, key=lambda b: b.w * b.h, reverse=True)
-
-
-# ---------------------------------------------------------------------------------------
-# framing, cropping, pasting back
-# ---------------------------------------------------------------------------------------
-def face_frame(face: Box) -> Box:
-    """The square crop around a detected face that matches the models' training framing."""
-    side = max(1, round(max(face.w, face.h) * FRAME_SCALE))
-    cx = face.x + face.w / 2 + FRAME_SHIFT[0] * face.w
-    cy = face.y + face.h / 2 + FRAME_SHIFT[1] * face.w
-    return Box(round(cx - side / 2), round(cy - side / 2), side, side)
-
-
-def crop(rgb: np.ndarray, box: Box) -> np.ndarray:
-    """The pixels of `box`; parts outside the photo are filled by mirroring its border."""
-    h, w = rgb.shape[:2]
-    pad_l, pad_t = max(0, -box.x), max(0, -box.y)
-    pad_r, pad_b = max(0, box.x + box.w - w), max(0, box.y + box.h - h)
-    if pad_l or pad_t or pad_r or pad_b:
-        mode = "symmetric" if max(pad_l, pad_r) <= w and max(pad_t, pad_b) <= h else "edge"
-        rgb = np.pad(rgb, ((pad_t, pad_b), (pad_l, pad_r), (0, 0)), mode=mode)
-    x, y = box.x + pad_l, box.y + pad_t
-    return rgb[y:y + box.h, x:x + box.w]
-
-
-def resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 RGB resized to (width, height) with PIL's antialiased bicubic."""
-    if rgb.shape[1] == size[0] and rgb.shape[0] == size[1]:
-        return rgb
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC))
-
-
-def paste_back(photo: np.ndarray, face: np.ndarray, box: Box, max_side: int = 2048) -> np.ndarray:
-    """Blend `face` (a square result for `box`) back into `photo`.
-
-    The photo is first enlarged (bicubic) so that the pasted face keeps its resolution
-    (at most x8, and at most `max_side` px on the long side); the face is resized to the
-    box at that size and blended in with a soft 8 %-wide border so no seam shows.
-    """
-    h, w = photo.shape[:2]
-    f = face.shape[0] / box.w
-    f = max(1.0, min(f, 8.0, max_side / max(h, w)))
-    canvas = resize(photo, (round(w * f), round(h * f))).astype(np.float32)
-    side = max(1, round(box.w * f))
-    x0, y0 = round(box.x * f), round(box.y * f)
-    patch = resize(face, (side, side)).astype(np.float32)
-    ramp = np.clip(np.minimum(np.arange(side), np.arange(side)[::-1]) / max(1.0, side * 0.08), 0, 1)
-    mask = np.minimum(ramp[:, None], ramp[None, :])[..., None]
-    ch, cw = canvas.shape[:2]
-    cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(cw, x0 + side), min(ch, y0 + side)
-    if cx0 >= cx1 or cy0 >= cy1:
-        return canvas.round().astype(np.uint8)
-    px0, py0 = cx0 - x0, cy0 - y0
-    px1, py1 = px0 + (cx1 - cx0), py0 + (cy1 - cy0)
-    m = mask[py0:py1, px0:px1]
-    region = canvas[cy0:cy1, cx0:cx1]
-    canvas[cy0:cy1, cx0:cx1] = region * (1 - m) + patch[py0:py1, px0:px1] * m
-    return np.clip(canvas.round(), 0, 255).astype(np.uint8)
+from hub_models.faces import (  # noqa: F401
+    CASCADE_FILE,
+    CASCADE_NAME,
+    FEATHER,
+    FRAME_SCALE,
+    FRAME_SHIFT,
+    Box,
+    crop,
+    detect_faces,
+    face_frame,
+    feather_mask,
+    paste_back,
+    resize,
+    to_gray,
+    upscale_faces,
+)

@@ -2,7 +2,8 @@
 
     import hub_models
     model = hub_models.load("rafsr-x4")      # shipped checkpoint, saved folder or Hub repo id
-    sr = model.upscale(lr)                   # (N,3,h,w) in [0,1] -> (N,3,h*s,w*s)
+    sr = model.upscale(lr)                   # (N,3,h,w) in [0,1] -> (N,3,h*s,w*s), tiled when large
+    img = hub_models.upscale_image("photo.jpg", model="rafsr-x4", faces=False)   # -> PIL.Image
 """
 
 from .base import CheckpointMismatchError, SRModel
@@ -14,6 +15,7 @@ from .crlnet import CRLNet, CRLNetDiscriminator
 from .rafsr import RAFSR
 from .rdan import RDAN
 from .agrnet import AGRNet, AGRNetHR, AGRNetHRDiscriminator
+from .photo import read_image, upscale_image
 
 __all__ = [
     "MODELS", "SRModel", "CheckpointMismatchError", "ImageInputError", "create", "get_class", "list_checkpoints", "load", "register",
@@ -23,4 +25,5 @@ __all__ = [
     "RAFSR",
     "RDAN",
     "AGRNet", "AGRNetHR", "AGRNetHRDiscriminator",
+    "read_image", "upscale_image",
 ]

@@ -45,3 +45,20 @@ def as_image_batch(x, name: str = "image", *, channels: int | None = 3,
         raise ImageInputError(f"{name} values must lie in [0, 1] (tolerance {range_tol:.4g}), "
                               f"got range [{lo:.4g}, {hi:.4g}]{hint}")
     return x, squeezed
+
+
+def rgb_to_tensor(rgb) -> torch.Tensor:
+    """uint8 (H, W, 3) RGB array -> float (1, 3, H, W) in [0, 1]."""
+    import numpy as np
+
+    arr = np.asarray(rgb)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageInputError(f"expected a uint8 RGB array (H, W, 3), got {arr.dtype} of shape {arr.shape}")
+    return torch.from_numpy(np.array(arr, copy=not arr.flags.writeable or None)).permute(2, 0, 1).unsqueeze(0).float().div_(255)
+
+
+def tensor_to_rgb(x: torch.Tensor):
+    """float (1, 3, H, W) or (3, H, W) in [0, 1] -> uint8 (H, W, 3) array, rounded."""
+    if x.dim() == 4:
+        x = x[0]
+    return (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()

@@ -2,6 +2,7 @@
 
     python -m hub_models                                   # the table
     python -m hub_models export NAME --format onnx [--out FILE] [--scale S] [--opset N]
+    python -m hub_models upscale IN [OUT] --model NAME --scale S [--faces]   # a photo or a folder
 
 `export` writes an architecture (untrained default config) or a checkpoint (a name of
 `hub_models.list_checkpoints()`, or a folder) as ONNX: the network at one scale, dynamic
@@ -58,6 +59,9 @@ def main(argv=None) -> int:
     ex.add_argument("--scale", type=int, help="scale of multi-scale models (default: the model's default)")
     ex.add_argument("--opset", type=int, help="ONNX opset (default: hub_models.onnx_export.OPSET)")
     ex.set_defaults(func=_export)
+    from hub_models.upscale_cli import add_parser as add_upscale_parser
+
+    add_upscale_parser(sub)
     args = p.parse_args(argv)
     if args.command is None:
         print(model_table())

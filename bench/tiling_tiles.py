@@ -55,6 +55,7 @@ def main(argv=None) -> None:
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--side", type=int, default=256, help="LR input side (faces upsampled to it)")
     ap.add_argument("--append", action="store_true")
+    ap.add_argument("--configs", nargs="+", default=[f"{t}/{o}" for t, o in CONFIGS], help="TILE/OVERLAP pairs")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     lr = faces(args.images, args.side)
@@ -70,7 +71,7 @@ def main(argv=None) -> None:
         t = time.perf_counter()
         whole = torch.cat([model.upscale(lr[i:i + 1], tile=0) for i in range(len(lr))])
         t_whole = time.perf_counter() - t
-        for tile, overlap in CONFIGS:
+        for tile, overlap in (map(int, c.split("/")) for c in args.configs):
             if tile >= args.side:
                 continue
             t = time.perf_counter()

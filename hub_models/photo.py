@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .images import ImageInputError, rgb_to_tensor, tensor_to_rgb
@@ -72,4 +73,14 @@ def upscale_image(image, model=DEFAULT_MODEL, scale: int | None = None, faces: b
 
         out, _ = upscale_faces(rgb, model, scale, progress=progress)
         return Image.fromarray(out)
-    return Image.fromarray(tensor_to_rgb(model.upscale(rgb_to_tensor(rgb), scale, progress=progress)))
+    scale = model._resolve_scale(scale)
+    h, w = rgb.shape[:2]
+    if not model.tile_size or max(h, w) <= model.tile_size:
+        return Image.fromarray(tensor_to_rgb(model.upscale(rgb_to_tensor(rgb), scale, progress=progress)))
+    from .tiling import default_overlap, upscale_tiled
+
+    # large: tiles are written straight into the uint8 result (no float copy of the output)
+    out = np.empty((h * scale, w * scale, 3), np.uint8)
+    upscale_tiled(model, rgb_to_tensor(rgb), model.tile_size, default_overlap(model, model.tile_size, scale),
+                  model.tile_batch, progress, scale=scale, out=torch.from_numpy(out).permute(2, 0, 1)[None])
+    return Image.fromarray(out)

@@ -144,6 +144,8 @@ class AGRNet(SRModel):
 
     pre_upsampled = True
     input_multiple = 2 ** NUM_LEVELS
+    # meta-ACON pools over the tile; no trained weights to measure a tile size on yet (x8: 256 px network input)
+    tile_size, tile_overlap = 32, 8
     paper = PAPER
     paper_results = [
         {"dataset": "Helen test (50)", "scale": 8, "method": "AGRNet", "psnr_y": 27.54, "ssim_y": 0.8352},
@@ -311,6 +313,8 @@ class AGRNetHR(SRModel):
 
     pre_upsampled = True
     input_multiple = 2 ** NUM_LEVELS
+    # meta-ACON pools over the tile; no trained weights to measure a tile size on yet (x4: 256 px network input)
+    tile_size, tile_overlap = 64, 16
     paper = PAPER
     paper_results = [
         {"dataset": "CelebA-HQ test (2824), real-world degradation eq. 28, 512 px", "scale": "4-16",

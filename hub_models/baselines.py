@@ -24,6 +24,7 @@ class Bicubic(SRModel):
     other_scale_configs = ANY_SCALE_EXAMPLES
 
     pre_upsampled = True
+    tile_size = 512
     paper = {"title": "Cubic convolution interpolation for digital image processing", "authors": "R. Keys", "venue": "IEEE TASSP", "year": 1981}
 
     def __init__(self, scale: int = 4):
@@ -97,6 +98,7 @@ class VDSR(SRModel):
         ("Y channel only", "RGB in and out"),
     ]
     test_config = {"num_layers": 4, "channels": 8}
+    tile_size = 128  # local network: any tile is exact; 128 LR -> 512 px network input per tile
     other_scale_configs = ANY_SCALE_EXAMPLES
 
     def __init__(self, scale: int = 4, num_layers: int = 20, channels: int = 64):

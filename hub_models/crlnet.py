@@ -128,6 +128,8 @@ class CRLNet(SRModel):
 
     pre_upsampled = False
     input_multiple = 1
+    # self-attention runs per tile: tile and overlap measured (bench/tiling_tiles.md)
+    tile_size, tile_overlap = 128, 32
     discriminator_cls = CRLNetDiscriminator
     paper = {
         "title": "The face image super-resolution algorithm based on combined representation learning",

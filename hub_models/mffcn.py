@@ -88,6 +88,7 @@ class MFFCN(SRModel):
 
     pre_upsampled = True
     input_multiple = 1
+    tile_size = 96  # local network: any tile is exact; 96 LR -> 384 px network input per tile
     paper = {
         "title": "Face Super-resolution Reconstruction Based on Multi-scale Feature Fusion",
         "authors": "S. Wu, X. Chen",

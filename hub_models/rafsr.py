@@ -64,6 +64,8 @@ class RAFSR(SRModel):
 
     pre_upsampled = False
     input_multiple = 1
+    # CBAM pools over the whole tile: measured 66.9 dB Y-PSNR tiled vs whole at 128/32 (bench/tiling_tiles.md)
+    tile_size, tile_overlap = 128, 32
     paper = {
         "title": "Face image super-resolution reconstruction algorithm based on residual attention mechanism",
         "authors": "Y. Che, Y. Xu, H. Xue, X. Liu",

@@ -62,6 +62,8 @@ class RDAN(SRModel):
 
     pre_upsampled = False
     input_multiple = 1
+    # CBAM pools over the whole tile: tile and overlap measured (bench/tiling_tiles.md)
+    tile_size, tile_overlap = 128, 32
     paper = {
         "title": "Image Super-Resolution Reconstruction Based on Residual Convolution and Double Attention Mechanism",
         "authors": "Q. Huang, C. He, J. Luo",

@@ -28,9 +28,9 @@ from .pipeline import Degradation, Framed, UpscaleResult
 
 #: a whole-image upscale whose estimated time exceeds this (seconds) is scaled down
 MAX_SECONDS = float(os.environ.get("FACESR_MAX_SECONDS", 180))
-#: side of the LR patch the model is timed on to estimate a run
-CALIBRATION_SIDE = 64
-_RATES: dict[tuple[str, int], float] = {}
+#: largest side of the LR patch the model is timed on to estimate a run
+MAX_CALIBRATION_SIDE = 128
+_RATES: dict[tuple[str, int, int], float] = {}
 _RATES_LOCK = threading.Lock()
 
 Progress = Callable[[int, int], None]
@@ -51,25 +51,53 @@ def upscale_tensor(model, x: torch.Tensor, scale: int, progress: Progress | None
         return model.upscale(x, scale)
 
 
-def seconds_per_pixel(zoo: ModelZoo, name: str, scale: int) -> float:
-    """Seconds per output pixel of `name` at `scale` on this machine (timed once, cached)."""
-    key = (name, int(scale))
+def tile_overhead(model, scale: int, h: int, w: int) -> float:
+    """LR pixels the model computes per pixel of an h x w input: >1 where `upscale` tiles it
+    (tiles overlap); 1 for an untiled run or a library without tiling."""
+    tile = int(getattr(model, "tile_size", 0) or 0)
+    if not tile or max(h, w) <= tile:
+        return 1.0
+    try:
+        from hub_models.tiling import default_overlap, plan_tiles
+
+        plan = plan_tiles(h, w, tile, default_overlap(model, tile, scale))
+    except Exception:  # an older library: no tiling, no overhead
+        return 1.0
+    return plan.count * plan.tile_h * plan.tile_w / (h * w)
+
+
+def calibration_side(model, h: int, w: int) -> int:
+    """Side of the patch timed for an estimate: one tile as `upscale` will run it (attention
+    costs grow faster than the pixels), or the whole image where it is smaller."""
+    tile = int(getattr(model, "tile_size", 0) or 0) or MAX_CALIBRATION_SIDE
+    return max(8, min(tile, max(h, w), MAX_CALIBRATION_SIDE))
+
+
+def seconds_per_pixel(zoo: ModelZoo, name: str, scale: int, side: int = 64) -> float:
+    """Seconds per output pixel of `name` at `scale` on this machine, from one timed run on
+    a side x side patch after a small warm-up; cached, and corrected by `record_run`."""
+    key = (name, int(scale), int(side))
     with _RATES_LOCK:
         if key in _RATES:
             return _RATES[key]
     model = zoo.get(name, scale)
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(1, 3, CALIBRATION_SIDE, CALIBRATION_SIDE, generator=gen)
-    upscale_tensor(model, x, scale)  # warm-up (allocations, lazy init)
-    best = math.inf
-    for _ in range(2):  # the faster of two: other work on the machine only slows a run down
-        t0 = time.perf_counter()
-        upscale_tensor(model, x, scale)
-        best = min(best, time.perf_counter() - t0)
-    rate = best / (CALIBRATION_SIDE * scale) ** 2
+    upscale_tensor(model, torch.rand(1, 3, 16, 16, generator=gen), scale)  # warm-up (allocations, lazy init)
+    x = torch.rand(1, 3, side, side, generator=gen)
+    t0 = time.perf_counter()
+    upscale_tensor(model, x, scale)
+    rate = (time.perf_counter() - t0) / (side * scale) ** 2
     with _RATES_LOCK:
         _RATES[key] = rate
     return rate
+
+
+def record_run(plan: "WholePlan", seconds: float) -> None:
+    """Learn from a finished run: the next estimate for this model, scale and tile uses the
+    rate just measured on the real image (runs under a second are too noisy to count)."""
+    if seconds >= 1.0 and plan.seconds > 0:
+        with _RATES_LOCK:
+            _RATES[plan.rate_key] = plan.rate * seconds / plan.seconds
 
 
 def fmt_seconds(s: float) -> str:
@@ -90,6 +118,8 @@ class WholePlan:
     seconds: float             # estimated run time on this machine
     faces_only: bool = False
     notes: list[str] = field(default_factory=list)
+    rate: float = 0.0          # seconds per output pixel the estimate used
+    rate_key: tuple = ()
 
     def describe(self) -> str:
         h, w = self.lr.shape[:2]
@@ -106,9 +136,11 @@ def plan_whole(zoo: ModelZoo, photo: np.ndarray, model: str, scale: int, faces_o
         raise DemoError(f"{entry.display} ({model}) works at {', '.join(f'×{v}' for v in entry.scales)} only, "
                         f"not ×{s}. Pick one of its scales, or another model.")
     budget = MAX_SECONDS if max_seconds is None else float(max_seconds)
-    rate = seconds_per_pixel(zoo, model, s)
     h, w = photo.shape[:2]
-    seconds = rate * h * w * s * s
+    model_obj = zoo.get(model, s)
+    side = calibration_side(model_obj, h, w)
+    rate = seconds_per_pixel(zoo, model, s, side)
+    seconds = rate * h * w * s * s * tile_overhead(model_obj, s, h, w)
     lr, notes = photo, []
     if seconds > budget and not faces_only:
         f = math.sqrt(budget / seconds)
@@ -118,8 +150,8 @@ def plan_whole(zoo: ModelZoo, photo: np.ndarray, model: str, scale: int, faces_o
         notes.append(f"The full {w}×{h} → {w * s}×{h * s} px result would take about {fmt_seconds(seconds)} here, so "
                      f"the input was reduced to {nw}×{nh} px (about {fmt_seconds(budget)}). For the full size, run "
                      f"`{cli}` (it tiles the image and shows a progress bar).")
-        seconds = rate * nw * nh * s * s
-    return WholePlan(photo, lr, model, s, seconds, faces_only, notes)
+        seconds = rate * nw * nh * s * s * tile_overhead(model_obj, s, nh, nw)
+    return WholePlan(photo, lr, model, s, seconds, faces_only, notes, rate, (model, s, side))
 
 
 def _upscale_faces(zoo: ModelZoo, plan: WholePlan, progress: Progress | None):
@@ -149,6 +181,8 @@ def run_whole(zoo: ModelZoo, plan: WholePlan, progress: Progress | None = None) 
     else:
         sr8 = to_uint8(upscale_tensor(zoo.get(plan.model, plan.scale), to_tensor(plan.lr), plan.scale, progress))
     ms = (time.perf_counter() - t0) * 1000.0
+    if not plan.faces_only:
+        record_run(plan, ms / 1000.0)
     notes.append("No ground truth in this mode, so there are no scores.")
     if entry.untrained:
         notes.append(f"{entry.display} is untrained (random weights): the result is {describe_output(sr8)}.")

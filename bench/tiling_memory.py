@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 OUT_MD = Path(__file__).resolve().parent / "tiling_memory.md"
-DEFAULT_ROWS = ["rafsr-x4:128:whole", "rafsr-x4:256:whole", "rafsr-x4:128", "rafsr-x4:256", "rafsr-x4:512",
-                "rafsr-x4:1024", "bicubic-x4:1000", "bicubic-x4:2000", "bicubic-x4:4000"]
+DEFAULT_ROWS = ["rafsr-x4:128:whole", "rafsr-x4:256:whole", "rafsr-x4:256", "rafsr-x4:512",
+                "bicubic-x4:1000", "bicubic-x4:2000", "bicubic-x4:4000"]
 
 CHILD = r"""
 import json, resource, sys, time
@@ -46,7 +46,7 @@ else:
 seconds = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"before_mib": before, "peak_mib": peak, "seconds": seconds, "out": list(size),
-                  "tile": 0 if whole else model.tile_size}))
+                  "tile": 0 if whole or side <= model.tile_size else model.tile_size}))
 """
 
 
@@ -83,6 +83,8 @@ def main(argv=None) -> None:
         r = measure(row, args.max_s)
         name, side, *rest = row.split(":")
         mode = "whole image" if rest and rest[0] == "whole" else "tiled"
+        if "peak_mib" in r and not r["tile"]:
+            mode = "whole image" + ("" if rest else " (not above the tile size)")
         if "peak_mib" in r:
             out = "x".join(str(v) for v in r["out"])
             line = (f"| {name} | {side} | {out} | {mode} | {r['tile'] or '-'} | {r['before_mib']:.0f} | "

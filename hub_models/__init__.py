@@ -16,6 +16,7 @@ from .rafsr import RAFSR
 from .rdan import RDAN
 from .agrnet import AGRNet, AGRNetHR, AGRNetHRDiscriminator
 from .photo import read_image, upscale_image
+from . import faces, tiling  # noqa: E402  (hub_models.faces.upscale_faces, hub_models.tiling.upscale_tiled)
 
 __all__ = [
     "MODELS", "SRModel", "CheckpointMismatchError", "ImageInputError", "create", "get_class", "list_checkpoints", "load", "register",
@@ -25,5 +26,5 @@ __all__ = [
     "RAFSR",
     "RDAN",
     "AGRNet", "AGRNetHR", "AGRNetHRDiscriminator",
-    "read_image", "upscale_image",
+    "read_image", "upscale_image", "faces", "tiling",
 ]

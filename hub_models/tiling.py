@@ -48,13 +48,13 @@ class TilePlan:
 
 
 def _starts(length: int, tile: int, step: int, align: int) -> list[int]:
+    """As few tiles as cover `length` with steps of at most `step`, spread evenly (so every
+    overlap is at least the one asked for), starts rounded down to multiples of `align`."""
     if length <= tile:
         return [0]
-    starts = list(range(0, length - tile, step))
-    starts = sorted({(s // align) * align for s in starts})
     last = length - tile
-    if starts[-1] != last:
-        starts.append(last)
+    n = math.ceil(last / step) + 1
+    starts = sorted({(round(i * last / (n - 1)) // align) * align for i in range(n - 1)} | {last})
     return starts
 
 

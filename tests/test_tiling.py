@@ -72,12 +72,13 @@ def test_no_seam_with_the_shipped_attention_model(shared_dir):
     """rafsr-x4 (CBAM: pooled channel attention) at its chosen tile size on a real face."""
     model = hub_models.load("rafsr-x4")
     hr = Image.open(sorted((shared_dir / "data" / "celeba_test1000" / "HR").glob("*"))[0]).convert("RGB")
-    lr = imresize(hub_models.images.rgb_to_tensor(np.asarray(hr)), size=(96, 160)).clamp(0, 1)
-    tile, overlap = 64, 16
+    lr = imresize(hub_models.images.rgb_to_tensor(np.asarray(hr)), size=(96, 224)).clamp(0, 1)
+    tile, overlap = model.tile_size, model.tile_overlap
     whole = model.upscale(lr, tile=0)
-    tiled = model.upscale(lr, tile=tile, overlap=overlap)
+    tiled = model.upscale(lr)  # 224 > tile_size: tiled by default
+    assert len(plan_tiles(96, 224, tile, overlap).xs) == 2
     assert metrics.psnr(tiled, whole).item() > 40
-    _assert_no_seam(tiled, whole, _seam_columns(160, tile, overlap, 4))
+    _assert_no_seam(tiled, whole, _seam_columns(224, tile, overlap, 4))
 
 
 def test_no_seam_with_self_attention_per_tile():

@@ -31,7 +31,7 @@ CSS = """
 #status {min-height: 2.5em}
 #compare-gallery .caption-label {white-space: normal !important; max-width: calc(100% - 8px) !important;
   overflow: visible !important; text-overflow: clip !important; opacity: 0.92}
-#compare-table td, #compare-table th {white-space: normal !important; overflow-wrap: anywhere}
+#compare-table td, #compare-table th {white-space: normal !important}
 """
 
 
@@ -163,8 +163,8 @@ def _compare_tab(out: types.SimpleNamespace) -> gr.Tab:
         out.gallery = gr.Gallery(label="Every model on the same input", format="png", columns=3, height="auto",
                                  object_fit="contain", interactive=False, elem_id="compare-gallery")
         out.compare_table = gr.Dataframe(headers=COMPARE_HEADERS, interactive=False, wrap=True,
-                                         label="Scores and run time", elem_id="compare-table",
-                                         column_widths=["24%", "9%", "9%", "10%", "9%", "9%", "30%"])
+                                         label="Scores and run time", elem_id="compare-table", max_height=900,
+                                         column_widths=["23%", "10%", "11%", "11%", "11%", "9%", "25%"])
     return tab
 
 

@@ -408,6 +408,15 @@ def test_low_resolution_mode_is_the_default_and_upscales_the_whole_photo(served)
     assert "480×320 → 1920×1280 px" in status and len(table["data"]) == 1
 
 
+def test_low_resolution_mode_with_face_framing_upscales_every_face(served, tmp_path):
+    from test_browser import two_face_photo
+
+    _, _, client, _ = served
+    out = upscale(client, two_face_photo(tmp_path / "two.jpg"), model="rafsr-tiny-x4", framing="face")
+    assert Image.open(out[1]).size == (2400, 3200) and out[5]["output_size"] == [2400, 3200]
+    assert "2 face(s) upscaled with RAFSR; the rest of the photo with bicubic" in out[8]
+
+
 def test_photo_face_is_cropped_and_pasted_back(served):
     _, _, client, _ = served
     out = upscale(client, PHOTO, model="bicubic", degradation="bicubic", scale=4)

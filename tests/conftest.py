@@ -5,6 +5,9 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# PyTorch engine in tests (an engine the benchmark chose for this CPU class would export every
+# test model to ONNX on first use); tests/test_onnx_export.py checks the engines themselves
+os.environ.setdefault("FACESR_INFERENCE_BACKEND", "torch")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 REPO = Path(__file__).resolve().parent.parent

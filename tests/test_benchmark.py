@@ -127,6 +127,10 @@ def test_shipped_modes_file_is_valid():
             assert evidence["mode_ms"] <= evidence["fp32_ms"] or mode == "fp32"
             if mode != "fp32":
                 assert abs(evidence["dpsnr_y"]) < benchmark.MAX_DPSNR
+    for arch, per_class in data.get("backends", {}).items():  # engines that won by >= 20 % on a CPU class
+        for key, engine in per_class.items():
+            assert engine in ("onnxruntime", "openvino") and key.startswith("cpu:")
+            assert data["evidence"][arch][key]["backend"]["speedup"] >= 1.2
     assert read_inference_modes() == data["modes"]
 
 

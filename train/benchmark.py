@@ -24,8 +24,16 @@ One profiled run per model (torch.profiler) says where the time goes: the "bound
 Cost against output size (64..512) is timed where one run is estimated under
 `--scaling-max-s` seconds (GFLOPs are counted for every size, on meta tensors).
 
+Limit, engines, tiles, GPU (modules of the `bench` package): the dense-conv peak is measured in
+fp32 and bf16 (fp16 too on CUDA) and each model's FLOPs are set against the peak of the
+precision its default mode runs in (`bench.peaks`); onnxruntime and OpenVINO run the exported
+network against the default mode (`bench.backends`); a tiled job to 4096x4096 per model
+(`bench.tiled`); on a CUDA machine bf16/fp16 eager and compiled (`bench.gpu`).
+
 Modes: for each architecture, the fastest measured mode that is >= 5% faster than fp32 and
-changes the mean Y-PSNR (against HR, `--protocol`) by < 0.05 dB on the first
+changes the mean Y-PSNR (against HR, `--protocol`) by < 0.05 dB (every eligible mode is
+checked, bf16 included), stored under this machine's CPU class (`hub_models.machine.cpu_class`)
+or GPU device type, on the first
 `--mode-images` images of the first dataset, with the architecture's checkpoint when one
 exists (else the untrained default config: then the check measures numeric drift only).
 torch.compile is timed but not eligible as a default unless `--allow-compile-default`: its
@@ -605,7 +613,7 @@ def speed_subject(label: str, model, weights: str, ctx: Context, drift_model=Non
             continue
         model.inference_mode = mode
         try:
-            if ("bf16" in mode or "fp16" in mode) and "compile" not in mode:  # reduced precision: probe first
+            if ("bf16" in mode or "fp16" in mode) and "compile" not in mode and not forced_mode:  # probe first
                 if probe_fp32 is None:
                     model.inference_mode = "fp32"
                     probe_fp32 = measure(lambda: model.upscale(probe_lr), device, 3, 2.0)["min_s"]

@@ -72,6 +72,17 @@ def bench_file(name: str, command: str = "python -m train.benchmark") -> str:
     return path.read_text().strip()
 
 
+def speed_block() -> str:
+    """bench/speed.md with the command and date of the run that wrote it (bench/environment.json,
+    when its last run measured speed: it has the conv peaks)."""
+    body = bench_file("speed.md")
+    env_file = BENCH / "environment.json"
+    env = json.loads(env_file.read_text()) if env_file.is_file() else {}
+    if env.get("command") and env.get("peaks") and (BENCH / "speed.md").is_file():
+        body = f"Command: `{env['command']}` ({env.get('date', '?')}, {env.get('seconds', '?')} s).\n\n" + body
+    return body
+
+
 def experiments_table(folder: Path = BENCH / "experiments") -> str:
     """One section per A/B experiment: its question, then one row per run and evaluation set;
     with several evaluation sets, the order of the runs by PSNR-Y on each (does a cheap
@@ -111,7 +122,7 @@ def experiments_table(folder: Path = BENCH / "experiments") -> str:
 BLOCKS = {
     "models": model_table,
     "shipped": shipped_table,
-    "speed": lambda: bench_file("speed.md"),
+    "speed": lambda: speed_block(),
     "quality": lambda: bench_file("quality.md"),
     "train_speed": lambda: bench_file("train_speed.md", "python -m train.bench_train --quick"),
     "train_speed_xeon": lambda: bench_file("train_speed_xeon.md"),

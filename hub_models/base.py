@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -288,7 +289,14 @@ class SRModel(
         if backend != "torch":  # the network exported to ONNX, run by that engine (fp32)
             from .onnx_export import engine_upscale
 
-            return engine_upscale(self, lr, scale, backend)
+            try:
+                return engine_upscale(self, lr, scale, backend)
+            except Exception as err:  # noqa: BLE001 -- an optional engine must never stop an upscale
+                warnings.warn(f"{backend} engine failed for {self.architecture} ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''}); this model now runs in PyTorch. "
+                              f"Set inference_backend='torch' (or {INFERENCE_BACKEND_ENV}=torch) to skip the attempt",
+                              stacklevel=2)
+                self.inference_backend = "torch"
         mode = self.resolved_inference_mode(device)
         with torch.profiler.record_function("facesr::prepare_input"):  # named for the benchmark's profile
             x = self.prepare_input(lr.to(device, torch.float32), scale)

@@ -778,12 +778,13 @@ def validation_inputs(hr: torch.Tensor, recipe) -> tuple[torch.Tensor, torch.Ten
 
 @torch.no_grad()
 def validate(net, lr: torch.Tensor, hr: torch.Tensor, scale: int) -> dict[str, float]:
-    """PSNR/SSIM (Y, DIC protocol) and LPIPS of `net` on fixed validation faces (fp32 upscale)."""
+    """PSNR/SSIM (Y, DIC protocol) and LPIPS of `net` on fixed validation faces (fp32 upscale in
+    PyTorch: an ONNX engine would re-export the changing weights at every validation)."""
     from hub_models import metrics
 
-    was_training, mode = net.training, net.inference_mode
+    was_training, mode, backend = net.training, net.inference_mode, net.inference_backend
     net.eval()
-    net.inference_mode = "fp32"
+    net.inference_mode, net.inference_backend = "fp32", "torch"
     results: dict[str, list] = {}
     try:
         for lr_chunk, hr_chunk in zip(lr.split(16), hr.split(16)):
@@ -792,7 +793,7 @@ def validate(net, lr: torch.Tensor, hr: torch.Tensor, scale: int) -> dict[str, f
                 results.setdefault(key, []).append(values)
     finally:
         net.train(was_training)
-        net.inference_mode = mode
+        net.inference_mode, net.inference_backend = mode, backend
     return {k: float(torch.cat(v).mean()) for k, v in results.items()}
 
 

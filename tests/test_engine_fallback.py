@@ -1,0 +1,42 @@
+"""An optional inference engine (ONNX) never stops an upscale, and training validation never uses one."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+import hub_models
+import hub_models.onnx_export as onnx_export
+from train.train import validate
+
+
+def _failing_engine(*_args, **_kwargs):
+    raise RuntimeError("Failed to export the model with torch.export\n(long trace)")
+
+
+def test_a_failing_engine_falls_back_to_pytorch_once_with_a_warning(monkeypatch):
+    model = hub_models.get_class("srcnn")(**hub_models.get_class("srcnn").test_config)
+    model.inference_backend = "onnxruntime"
+    monkeypatch.setattr(onnx_export, "engine_upscale", _failing_engine)
+    lr = torch.rand(1, 3, 12, 12)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = model.upscale(lr, scale=4)
+        again = model.upscale(lr, scale=4)
+    assert out.shape == (1, 3, 48, 48) and torch.equal(out, again)
+    messages = [str(w.message) for w in caught if "engine failed" in str(w.message)]
+    assert len(messages) == 1 and "now runs in PyTorch" in messages[0] and "(long trace)" not in messages[0]
+    assert model.inference_backend == "torch"
+
+
+def test_validation_runs_in_pytorch_whatever_engine_the_model_would_pick(monkeypatch):
+    model = hub_models.get_class("srcnn")(**hub_models.get_class("srcnn").test_config)
+    model.inference_backend = "onnxruntime"
+    monkeypatch.setattr(onnx_export, "engine_upscale", _failing_engine)
+    hr = torch.rand(2, 3, 32, 32)
+    lr = torch.nn.functional.interpolate(hr, scale_factor=0.25, mode="area")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback warning would mean the engine was tried
+        scores = validate(model, lr, hr, 4)
+    assert set(scores) >= {"psnr_y", "ssim_y"} and model.inference_backend == "onnxruntime"

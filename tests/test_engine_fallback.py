@@ -40,3 +40,42 @@ def test_validation_runs_in_pytorch_whatever_engine_the_model_would_pick(monkeyp
         warnings.simplefilter("error")  # a fallback warning would mean the engine was tried
         scores = validate(model, lr, hr, 4)
     assert set(scores) >= {"psnr_y", "ssim_y"} and model.inference_backend == "onnxruntime"
+
+
+
+CRASHING_RUN = """
+import sys
+import train.train as train_script
+
+real_validate, calls = train_script.validate, []
+
+def validate_then_fail(*args, **kwargs):
+    calls.append(1)
+    if len(calls) > 1:  # the first call scores bicubic before the loop starts the workers
+        raise RuntimeError("validation broke")
+    return real_validate(*args, **kwargs)
+
+train_script.validate = validate_then_fail
+train_script.main(sys.argv[1:])
+"""
+
+
+def test_a_run_that_fails_mid_loop_exits_instead_of_waiting_for_its_data_workers(tmp_path):
+    """Data workers ignore SIGTERM (so `pkill` stops a run cleanly); after an error they must
+    still be joined, or the crashed process waits for them forever at exit (seen: a run hung
+    for minutes after a validation error)."""
+    import subprocess
+    import sys
+
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"face{i}.png"), rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    (tmp_path / "val.txt").write_text("face0.png\nface1.png\n")
+    argv = ["--model", "srcnn", "--data", str(tmp_path), "--output", str(tmp_path / "run"), "--steps", "4", "--tiny",
+            "--hr-size", "16", "--batch-size", "2", "--workers", "1", "--no-progress", "--val-list", "val.txt",
+            "--val-every", "1", "--drop-blurry", "0", "--threads", "1"]
+    done = subprocess.run([sys.executable, "-c", CRASHING_RUN, *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "validation broke" in done.stderr

@@ -518,6 +518,15 @@ def main(argv=None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _stop_data_workers(loader)
+
+
+def _stop_data_workers(loader) -> None:
+    """Join the data workers now: they ignore SIGTERM (below), so after an error the exit-time
+    terminate() of multiprocessing could not end them and the crashed run hung in wait()."""
+    iterator = getattr(loader, "_iterator", None)  # persistent workers keep theirs on the loader
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
 
 
 def _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, output, context, stop,

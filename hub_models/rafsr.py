@@ -64,7 +64,8 @@ class RAFSR(SRModel):
 
     pre_upsampled = False
     input_multiple = 1
-    # CBAM pools over the whole tile: measured 66.9 dB Y-PSNR tiled vs whole at 128/32 (bench/tiling_tiles.md)
+    # CBAM pools over the whole tile: 66.9 dB Y-PSNR tiled vs whole at 128/32 (64/16: 65.6, 96/24: 65.6;
+    # bench/tiling_tiles.md): all far above visible, so the largest measured tile (fewest tiles)
     tile_size, tile_overlap = 128, 32
     paper = {
         "title": "Face image super-resolution reconstruction algorithm based on residual attention mechanism",

@@ -20,3 +20,23 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared data folder {SHARED} is absent (set FACESR_SHARED)")
     return SHARED
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny convolutions on a shared 2-core machine: one thread is several times faster than two
+    (two OpenMP threads wait on each other whenever another process holds a core)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def fresh_accelerator_state():
+    """accelerate keeps one process-wide AcceleratorState: an in-process run that picked bf16
+    (the default on CPUs with native bf16) must not leak into the next test's Accelerator."""
+    from accelerate.state import AcceleratorState
+
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)

@@ -45,24 +45,7 @@ def _smooth_face_like(rng: np.random.Generator, size: int = 48) -> np.ndarray:
     return (255 * image).astype(np.uint8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions on a shared 2-core machine: one thread is several times faster than two
-    (two OpenMP threads wait on each other whenever another process holds a core)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state():
-    """accelerate keeps one process-wide AcceleratorState: an in-process run that picked bf16
-    (the default on CPUs with native bf16) must not leak into the next test's Accelerator."""
-    from accelerate.state import AcceleratorState
-
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerator_state")  # tests/conftest.py
 
 
 #: configs for classes without a tiny test_config

@@ -720,9 +720,8 @@ def data_sources(args, recipe) -> list[dict]:
     else:
         raise SystemExit(f"--crop-range takes MIN MAX once, or once per --data folder ({2 * len(folders)} numbers); "
                          f"got {len(crops)}")
-    for low, high in pairs:
-        if not 0 < low <= high <= 1:
-            raise SystemExit(f"--crop-range needs 0 < MIN <= MAX <= 1, got {low:g} {high:g}")
+    for pair in pairs:
+        check_crop_range(pair)
     drops = args.drop_blurry if len(args.drop_blurry) != 1 else args.drop_blurry * len(folders)
     if len(drops) != len(folders) or any(not 0 <= d < 1 for d in drops):
         raise SystemExit(f"--drop-blurry takes one fraction in [0, 1), or one per --data folder; got {args.drop_blurry}")
@@ -744,13 +743,19 @@ def validation_crop(args, sources: list[dict], recipe) -> float:
     return recipe.validation_crop
 
 
+def check_crop_range(crop_range) -> tuple[float, float]:
+    """(MIN, MAX) of a --crop-range pair, or SystemExit saying what a valid one is."""
+    low, high = crop_range
+    if not 0 < low <= high <= 1:
+        raise SystemExit(f"--crop-range needs 0 < MIN <= MAX <= 1, got {low:g} {high:g}")
+    return low, high
+
+
 def set_crop_range(recipe, crop_range) -> None:
     """Apply `--crop-range MIN MAX` (None: keep the recipe's) and mark it as ours in the card."""
     if crop_range is None:
         return
-    low, high = crop_range
-    if not 0 < low <= high <= 1:
-        raise SystemExit(f"--crop-range needs 0 < MIN <= MAX <= 1, got {low:g} {high:g}")
+    low, high = check_crop_range(crop_range)
     recipe.crop_range = (low, high)
     paper_low, paper_high = get_recipe(recipe.model).crop_range
     recipe.source["crop_range"] = (f"ours, on the command line: random crops of {low:g}-{high:g} of the shorter side "

@@ -7,5 +7,5 @@ stay in this folder for now):
 - `bench.gpu`: bf16/fp16 (+ torch.compile) on a GPU when there is one,
 - `bench.modes`: the per-CPU-class modes table.
 
-`python -m bench --part speed` is `python -m train.benchmark --part speed` (the driver still
-lives in train/benchmark.py)."""
+`python -m bench --part speed` is `python -m bench --part speed` (the driver still
+lives in bench/benchmark.py)."""

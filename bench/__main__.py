@@ -1,8 +1,8 @@
-"""`python -m bench ...` = `python -m train.benchmark ...` (see train/benchmark.py)."""
+"""`python -m bench --part speed|quality|all ...`: the benchmark (bench/benchmark.py)."""
 
 import sys
 
-from train.benchmark import main
+from bench.benchmark import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,6 @@
 """Peak memory against image size for tiled inference: each size in a fresh subprocess.
 
-    python -m bench.tiling_memory                          # default rows, writes bench/tiling_memory.md
+    python -m bench.tiling_memory                          # default rows, writes bench/results/tiling_memory.md
     python -m bench.tiling_memory --rows rafsr-x4:256 bicubic-x4:4000 --max-s 900
 
 Each row runs `hub_models.upscale_image` on a random uint8 LR image of side N (the path of
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-OUT_MD = Path(__file__).resolve().parent / "tiling_memory.md"
+OUT_MD = Path(__file__).resolve().parent / "results" / "tiling_memory.md"
 DEFAULT_ROWS = ["rafsr-x4:128:whole", "rafsr-x4:256:whole", "rafsr-x4:256", "rafsr-x4:512",
                 "bicubic-x4:1000", "bicubic-x4:2000", "bicubic-x4:4000"]
 

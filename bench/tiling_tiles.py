@@ -26,7 +26,7 @@ from hub_models.tiling import plan_tiles, receptive_radius
 
 ROOT = Path(__file__).resolve().parent.parent
 HR_DIR = ROOT.parent / "shared" / "data" / "celeba_test1000" / "HR"
-OUT_MD = Path(__file__).resolve().parent / "tiling_tiles.md"
+OUT_MD = Path(__file__).resolve().parent / "results" / "tiling_tiles.md"
 CONFIGS = [(48, 24), (64, 16), (64, 32), (96, 32), (128, 32)]
 
 

@@ -9,12 +9,8 @@
 from .base import CheckpointMismatchError, SRModel
 from .images import ImageInputError
 from .registry import MODELS, create, get_class, list_checkpoints, load, register
-from .baselines import SRCNN, VDSR, Bicubic
-from .mffcn import MFFCN
-from .crlnet import CRLNet, CRLNetDiscriminator
-from .rafsr import RAFSR
-from .rdan import RDAN
-from .agrnet import AGRNet, AGRNetHR, AGRNetHRDiscriminator
+from .archs import (SRCNN, VDSR, AGRNet, AGRNetHR, AGRNetHRDiscriminator, Bicubic, CRLNet,
+                    CRLNetDiscriminator, MFFCN, RAFSR, RDAN)
 from .photo import read_image, upscale_image
 from . import faces, tiling  # noqa: E402  (hub_models.faces.upscale_faces, hub_models.tiling.upscale_tiled)
 

@@ -44,7 +44,7 @@ def check_image_batch(x: torch.Tensor, name: str = "lr") -> torch.Tensor:
 #: "bf16+channels_last", "compile+channels_last"; "fp32" alone is plain float32 NCHW eager
 INFERENCE_MODE_TOKENS = ("fp32", "compile", "bf16", "fp16", "channels_last")
 #: per architecture and CPU class (or GPU device type), the fastest mode the benchmark measured
-#: harmless (< 0.05 dB Y-PSNR against fp32); written by `python -m train.benchmark --write-modes`
+#: harmless (< 0.05 dB Y-PSNR against fp32); written by `python -m bench --write-modes`
 INFERENCE_MODES_FILE = Path(__file__).resolve().parent / "inference_modes.json"
 #: environment variable overriding the mode of every model ("fp32", "channels_last", ...)
 INFERENCE_MODE_ENV = "FACESR_INFERENCE_MODE"

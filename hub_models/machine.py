@@ -48,7 +48,7 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 
     `torch.ops.mkldnn._is_mkldnn_bf16_supported()` is not this test: it is also true on
     AVX512BW CPUs without AVX512-BF16, where oneDNN emulates bf16 (slower than fp32
-    channels_last in training on such a Xeon: bench/train_speed_xeon.md)."""
+    channels_last in training on such a Xeon: bench/results/train_speed_xeon.md)."""
     return cpu_bf16_tier(cpuinfo) != "no_bf16"
 
 

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 import hub_models
 from hub_models import AGRNet, AGRNetHR, AGRNetHRDiscriminator
-from hub_models.agrnet import AttentionResidualUnit
-from hub_models.blocks import MetaAconC
+from hub_models.archs.agrnet import AttentionResidualUnit
+from hub_models.archs.blocks import MetaAconC
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,9 @@ from torch import nn
 
 from hub_models import CheckpointMismatchError, CRLNet, CRLNetDiscriminator, MFFCN
 from hub_models.base import Discriminator
-from hub_models.blocks import SelfAttention
-from hub_models.crlnet import AttentionResidualBlock
-from hub_models.mffcn import MFFModule
+from hub_models.archs.blocks import SelfAttention
+from hub_models.archs.crlnet import AttentionResidualBlock
+from hub_models.archs.mffcn import MFFModule
 
 
 def n_params(module: nn.Module) -> int:

@@ -6,7 +6,7 @@ from torch import nn
 
 import hub_models
 from hub_models import RAFSR, RDAN
-from hub_models.blocks import CBAM
+from hub_models.archs.blocks import CBAM
 
 
 def n_params(model: nn.Module) -> int:

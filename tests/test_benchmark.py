@@ -14,7 +14,7 @@ from hub_models import MODELS
 from hub_models.base import (INFERENCE_MODE_ENV, INFERENCE_MODES_FILE, mode_key, normalize_inference_mode,
                              read_inference_modes)
 from hub_models.machine import BF16_TIERS, cpu_class
-from train import benchmark
+from bench import benchmark
 
 ARCHS = sorted(MODELS)
 
@@ -114,7 +114,7 @@ def test_modes_leave_the_model_alone(tmp_path):
 
 
 def test_shipped_modes_file_is_valid():
-    assert INFERENCE_MODES_FILE.is_file(), "hub_models/inference_modes.json is missing (python -m train.benchmark --write-modes)"
+    assert INFERENCE_MODES_FILE.is_file(), "hub_models/inference_modes.json is missing (python -m bench --write-modes)"
     data = json.loads(INFERENCE_MODES_FILE.read_text())
     assert set(data) >= {"about", "modes", "evidence"}
     for arch, per_device in data["modes"].items():
@@ -205,18 +205,18 @@ def test_card_results_are_reused_only_for_the_same_data(tmp_path):
 
 
 def test_readme_tables_match_their_sources():
-    """README's measured tables are generated (train/readme_tables.py), never typed: the
+    """README's measured tables are generated (bench/readme_tables.py), never typed: the
     committed README must equal what the generator makes from the cards and bench/ files."""
-    from train import readme_tables
+    from bench import readme_tables
 
     current = readme_tables.README.read_text()
-    assert readme_tables.render(current) == current, "run `python -m train.readme_tables`"
+    assert readme_tables.render(current) == current, "run `python -m bench.readme_tables`"
 
 
 def test_readme_shipped_table_lists_every_measured_row():
     import json
 
-    from train import readme_tables
+    from bench import readme_tables
 
     table = readme_tables.shipped_table()
     for name in hub_models.list_checkpoints():
@@ -229,7 +229,7 @@ def test_readme_shipped_table_lists_every_measured_row():
 def test_readme_experiments_table_shows_every_run_with_its_commands(tmp_path):
     import json
 
-    from train import readme_tables
+    from bench import readme_tables
 
     row = {"dataset": "HR", "scale": 8, "num_images": 3, "command": "python -m train.evaluate X --data D",
            "model": {"psnr_y": 25.0, "ssim_y": 0.7, "lpips": 0.4}, "bicubic": {"psnr_y": 23.5}}
@@ -245,9 +245,9 @@ def test_readme_experiments_table_shows_every_run_with_its_commands(tmp_path):
 
 
 def test_experiment_measures_every_run_on_every_set_and_ranks_them(tmp_path, capsys):
-    """train.experiment: a spec without figures -> train.evaluate on every (run, set) -> a result
+    """bench.experiment: a spec without figures -> train.evaluate on every (run, set) -> a result
     file the README renders with the sets' sharpness and the order of the runs on each set."""
-    from train import experiment, readme_tables
+    from bench import experiment, readme_tables
 
     rng = np.random.default_rng(0)
     sets = {}

@@ -349,7 +349,7 @@ def test_lr_schedule_is_a_function_of_the_step():
 
 
 def test_gan_terms_match_agrnet_hr_discriminator():
-    from hub_models.agrnet import AGRNetHRDiscriminator
+    from hub_models.archs.agrnet import AGRNetHRDiscriminator
 
     torch.manual_seed(0)
     disc = AGRNetHRDiscriminator(**AGRNetHRDiscriminator.test_config).eval()  # no power iteration between calls

@@ -206,7 +206,7 @@ def note_batch_override(recipe, batch_size: int | None) -> None:
 def default_precision() -> str:
     """bf16 where the hardware computes it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX),
     else fp32 ("no"); fp16 on CUDA without bf16. Where bf16 is emulated (AVX2, or AVX512
-    without the BF16 extension) the training benchmark (train/bench_train.py) measured it
+    without the BF16 extension) the training benchmark (bench/train_speed.py) measured it
     slower than fp32 for every model."""
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"

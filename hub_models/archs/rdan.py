@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SRModel
+from ..base import SRModel
 from .blocks import CBAM, PixelShuffleUpsampler, activation, conv
-from .registry import register
+from ..registry import register
 
 RDAN_SCALES = (2, 3, 4, 8)
 
@@ -63,7 +63,7 @@ class RDAN(SRModel):
     pre_upsampled = False
     input_multiple = 1
     # CBAM pools over the whole tile: 65.7 dB Y-PSNR tiled vs whole at 128/32 (64/16: 64.5, 96/24: 65.8;
-    # bench/tiling_tiles.md): all far above visible, so the largest measured tile (fewest tiles)
+    # bench/results/tiling_tiles.md): all far above visible, so the largest measured tile (fewest tiles)
     tile_size, tile_overlap = 128, 32
     paper = {
         "title": "Image Super-Resolution Reconstruction Based on Residual Convolution and Double Attention Mechanism",

@@ -3,8 +3,8 @@ recipe's degradation, forward, every loss term including VGG and discriminator, 
 Adam, and the discriminator update for GANs) per registered model, default configs, HR 128,
 in fp32 NCHW, fp32 channels_last and bf16 channels_last (fp16 too on CUDA).
 
-    python -m train.bench_train --quick                  # < 10 min on 2 CPU cores
-    python -m train.bench_train --batch 4 --steps 5 --out bench/train_speed.md
+    python -m bench.train_speed --quick                  # < 10 min on 2 CPU cores
+    python -m bench.train_speed --batch 4 --steps 5 --out bench/results/train_speed.md
 
 Each (model, mode) runs in its own process (accelerate's precision state is per process,
 and memory stays separate), on random smooth HR crops: speed does not depend on the data.
@@ -87,7 +87,7 @@ def worker(model: str, mode: str, batch: int, hr_size: int, warmup: int, steps: 
 
 def run_one(model: str, mode: str, args) -> dict:
     """Run `worker` in a subprocess under a time cap; parse its events."""
-    cmd = [sys.executable, "-m", "train.bench_train", "--worker", model, mode, "--batch", str(args.batch),
+    cmd = [sys.executable, "-m", "bench.train_speed", "--worker", model, mode, "--batch", str(args.batch),
            "--hr-size", str(args.hr_size), "--warmup", str(args.warmup), "--steps", str(args.steps)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--cap", type=float, default=300, help="seconds per (model, mode) before it is stopped")
     p.add_argument("--quick", action="store_true", help="1 warm-up + 1 timed step, 30 s cap per run (< 10 min)")
-    p.add_argument("--out", default="bench/train_speed.md")
+    p.add_argument("--out", default="bench/results/train_speed.md")
     p.add_argument("--worker", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -199,7 +199,7 @@ def main(argv=None) -> int:
         f"batch {args.batch}, {args.warmup} warm-up + {args.steps} timed steps; "
         f"\"< x\": stopped at the {args.cap:.0f} s cap, an upper bound.",
         "",
-        f"Environment: {environment()}. Command: `python -m train.bench_train {' '.join(argv if argv is not None else sys.argv[1:])}` "
+        f"Environment: {environment()}. Command: `python -m bench.train_speed {' '.join(argv if argv is not None else sys.argv[1:])}` "
         f"({(time.time() - t0) / 60:.1f} min).",
         "",
         "| model | params | " + " | ".join(modes) + " | best |",

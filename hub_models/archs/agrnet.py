@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Discriminator, SRModel
+from ..base import Discriminator, SRModel
 from .blocks import GAM, MetaAconC, ScaledConv, conv
-from .registry import register
+from ..registry import register
 
 PAPER = {
     "title": "Face Super-resolution Reconstruction based on Adaptive Global Residual Network",
@@ -246,7 +246,7 @@ class AGRNetHRDiscriminator(Discriminator):
     def pyramid(self, hr: torch.Tensor) -> list[torch.Tensor]:
         """The HR batch resized to the sizes the generator emits, smallest first (Fig. 10:
         'HR images downsampled to the same size'); antialiased bicubic."""
-        from .degradations import imresize
+        from ..degradations import imresize
 
         h, w = hr.shape[-2:]
         sizes = [(h // 2 ** k, w // 2 ** k) for k in reversed(range(self.num_scales))]

@@ -1,10 +1,10 @@
 """Benchmarks: our models' quality side by side with the papers' own figures, and their
 speed against the goal (one 128x128 face in <= 100 ms, batch 1) and the machine's limit.
 
-    python -m train.benchmark                         # speed + quality, default suite -> bench/
-    python -m train.benchmark --write-modes           # also store the chosen fast modes for upscale()
-    python -m train.benchmark --part quality --data ~/faces --protocol sparnet --limit 200
-    python -m train.benchmark --quick                 # tiny configs, seconds: checks the command works
+    python -m bench                         # speed + quality, default suite -> bench/
+    python -m bench --write-modes           # also store the chosen fast modes for upscale()
+    python -m bench --part quality --data ~/faces --protocol sparnet --limit 200
+    python -m bench --quick                 # tiny configs, seconds: checks the command works
 
 Speed (`--part speed`), per architecture at its default config and default scale, output
 128x128 (LR 32 for x4, 16 for x8). Speed does not depend on the weights, so untrained
@@ -93,7 +93,7 @@ from train.hardware import cpu_model_name
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FACESR_SHARED", REPO.parent / "shared"))
-DEFAULT_OUT = REPO / "bench"
+DEFAULT_OUT = REPO / "bench" / "results"
 
 GOAL_MS = 100.0  # the issue's goal: one 128x128 face, batch 1, median
 MAX_DPSNR = 0.05  # a fast mode may cost less than this (dB, Y-PSNR) against fp32
@@ -1116,7 +1116,7 @@ def write_modes_file(path: Path, results: list[dict], device_type: str, env: dic
     data["about"] = ("Default numeric mode of SRModel.upscale per architecture and CPU class (bf16 arithmetic and "
                      "usable cores, hub_models.machine.cpu_class; unlisted classes run fp32 channels_last) or GPU "
                      "device type, chosen by "
-                     "`python -m train.benchmark --write-modes`: the fastest measured mode that is >= "
+                     "`python -m bench --write-modes`: the fastest measured mode that is >= "
                      f"{MIN_SPEEDUP:.2f}x faster than fp32 and changes Y-PSNR by < {MAX_DPSNR} dB. Override per model "
                      "with `model.inference_mode = 'fp32'` or for all with $FACESR_INFERENCE_MODE.")
     modes = data.setdefault("modes", {})
@@ -1235,7 +1235,7 @@ def main(argv=None) -> int:
     if selected and "bicubic" not in selected:
         archs = ["bicubic", *archs]  # the reference row
     datasets = parse_data_args(args.data, args.scales) if args.data else default_suite(args.scales)
-    command = "python -m train.benchmark " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     env = {
         "command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "quick": args.quick,
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,

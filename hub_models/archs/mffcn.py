@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SRModel
+from ..base import SRModel
 from .blocks import activation, conv
-from .registry import register
+from ..registry import register
 
 
 class MFFModule(nn.Module):

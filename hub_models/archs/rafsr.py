@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SRModel
+from ..base import SRModel
 from .blocks import CBAM, PixelShuffleUpsampler, conv
-from .registry import register
+from ..registry import register
 
 RAFSR_SCALES = (2, 3, 4, 8)
 
@@ -65,7 +65,7 @@ class RAFSR(SRModel):
     pre_upsampled = False
     input_multiple = 1
     # CBAM pools over the whole tile: 66.9 dB Y-PSNR tiled vs whole at 128/32 (64/16: 65.6, 96/24: 65.6;
-    # bench/tiling_tiles.md): all far above visible, so the largest measured tile (fewest tiles)
+    # bench/results/tiling_tiles.md): all far above visible, so the largest measured tile (fewest tiles)
     tile_size, tile_overlap = 128, 32
     paper = {
         "title": "Face image super-resolution reconstruction algorithm based on residual attention mechanism",

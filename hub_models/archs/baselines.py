@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SRModel
+from ..base import SRModel
 from .blocks import conv
-from .registry import register
+from ..registry import register
 
 # the baselines take any integer scale (they work at HR size); these are the ones listed and tested
 ANY_SCALE_EXAMPLES = [{"scale": 2}, {"scale": 3}, {"scale": 8}]

@@ -1,11 +1,11 @@
 """Run an A/B experiment's evaluations from its spec and write the result the README shows.
 
-    python -m train.experiment bench/experiments/specs/validation_proxy.json
+    python -m bench.experiment bench/results/experiments/specs/validation_proxy.json
 
 A spec (hand-written, no figures) names the question, the checkpoints (each with the command
 that trained it) and the evaluation sets (each with the command that made it). Every figure is
 measured here by `train.evaluate` (its command is stored beside it) and written to
-`bench/experiments/<spec name>.json`, which `python -m train.readme_tables` renders into the
+`bench/results/experiments/<spec name>.json`, which `python -m bench.readme_tables` renders into the
 README's "Training experiments" block.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 from train import evaluate
 from train.data import list_images, read_rgb, sharpness
 
-OUTPUT_DIR = Path(__file__).resolve().parent.parent / "bench" / "experiments"
+OUTPUT_DIR = Path(__file__).resolve().parent / "results" / "experiments"
 
 
 def best_checkpoint(model: str) -> dict:
@@ -57,7 +57,7 @@ def run(spec: dict, output: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("spec", help="bench/experiments/specs/<name>.json")
+    p.add_argument("spec", help="bench/results/experiments/specs/<name>.json")
     p.add_argument("--output", help=f"result file (default: {OUTPUT_DIR}/<spec name>.json)")
     args = p.parse_args(argv)
     spec_path = Path(args.spec)

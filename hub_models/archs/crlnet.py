@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Discriminator, SRModel
+from ..base import Discriminator, SRModel
 from .blocks import PixelShuffleUpsampler, SelfAttention, activation, conv
-from .registry import register
+from ..registry import register
 
 
 class AttentionResidualBlock(nn.Module):
@@ -129,7 +129,7 @@ class CRLNet(SRModel):
     pre_upsampled = False
     input_multiple = 1
     # self-attention runs per tile: 96/24 agreed best with whole-image inference (69.0 dB Y-PSNR at a
-    # 160 px LR input; 48: 62.4, 64: 63.1, 128: 56.6; bench/tiling_tiles.md), and is faster (attention per tile)
+    # 160 px LR input; 48: 62.4, 64: 63.1, 128: 56.6; bench/results/tiling_tiles.md), and is faster (attention per tile)
     tile_size, tile_overlap = 96, 24
     discriminator_cls = CRLNetDiscriminator
     paper = {

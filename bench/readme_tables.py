@@ -1,7 +1,7 @@
 """Regenerate the README's measured tables from the files that hold the measurements.
 
-    python -m train.readme_tables          # rewrite README.md in place
-    python -m train.readme_tables --check  # exit 1 if README.md is out of date (a test runs this)
+    python -m bench.readme_tables          # rewrite README.md in place
+    python -m bench.readme_tables --check  # exit 1 if README.md is out of date (a test runs this)
 
 No number in these tables is typed by hand: each block between `<!-- BEGIN name -->` and
 `<!-- END name -->` is rebuilt from
@@ -9,10 +9,10 @@ No number in these tables is typed by hand: each block between `<!-- BEGIN name 
 - `models`:  the registry (`python -m hub_models`),
 - `shipped`: every shipped checkpoint's `eval_results.json` (written by `train.evaluate
   --update-card`, the evaluation command, which each row names) and `training.json`,
-- `speed`, `quality`: `bench/speed.md` and `bench/quality.md` (written by `train.benchmark`),
-- `train_speed`, `train_speed_xeon`: `bench/train_speed.md` (written by `train/bench_train.py`) and
+- `speed`, `quality`: `bench/results/speed.md` and `bench/results/quality.md` (written by `bench.benchmark`),
+- `train_speed`, `train_speed_xeon`: `bench/results/train_speed.md` (written by `bench/train_speed.py`) and
   the same table measured earlier on a machine without native bf16,
-- `experiments`: `bench/experiments/*.json`, training A/B tests: each run's training command
+- `experiments`: `bench/results/experiments/*.json`, training A/B tests: each run's training command
   and the rows `train.evaluate --json` wrote for its best checkpoint.
 """
 
@@ -31,7 +31,7 @@ from hub_models.__main__ import model_table
 from hub_models.registry import CHECKPOINT_DIR
 
 README = ROOT / "README.md"
-BENCH = ROOT / "bench"
+BENCH = ROOT / "bench" / "results"
 
 
 def shipped_table(checkpoint_dir: Path = CHECKPOINT_DIR) -> str:
@@ -65,7 +65,7 @@ def shipped_table(checkpoint_dir: Path = CHECKPOINT_DIR) -> str:
     return "\n".join(lines)
 
 
-def bench_file(name: str, command: str = "python -m train.benchmark") -> str:
+def bench_file(name: str, command: str = "python -m bench") -> str:
     path = BENCH / name
     if not path.is_file():
         return f"(`bench/{name}` not generated yet: run `{command}`)"
@@ -73,7 +73,7 @@ def bench_file(name: str, command: str = "python -m train.benchmark") -> str:
 
 
 def speed_block() -> str:
-    """bench/speed.md with the command and date of the run that wrote it (bench/environment.json,
+    """bench/results/speed.md with the command and date of the run that wrote it (bench/results/environment.json,
     when its last run measured speed: it has the conv peaks)."""
     body = bench_file("speed.md")
     env_file = BENCH / "environment.json"
@@ -90,7 +90,7 @@ def experiments_table(folder: Path = BENCH / "experiments") -> str:
     parts = []
     for path in sorted(folder.glob("*.json")):
         exp = json.loads(path.read_text())
-        lines = [f"**{exp['title']}** (`bench/experiments/{path.name}`). {exp['question']} Hardware: {exp['hardware']}.",
+        lines = [f"**{exp['title']}** (`bench/results/experiments/{path.name}`). {exp['question']} Hardware: {exp['hardware']}.",
                  "", "| setting | best checkpoint | data | scale | PSNR-Y | SSIM-Y | LPIPS | bicubic PSNR-Y | gain (dB) |",
                  "|---|---|---|---|---|---|---|---|---|"]
         commands = [d["command"] for d in exp.get("datasets", []) if d.get("command")]
@@ -116,7 +116,7 @@ def experiments_table(folder: Path = BENCH / "experiments") -> str:
                       for data, runs in by_dataset.items()]
         lines += ["", "```bash", *commands, "```"]
         parts.append("\n".join(lines))
-    return "\n\n".join(parts) if parts else "(no experiments recorded in `bench/experiments/`)"
+    return "\n\n".join(parts) if parts else "(no experiments recorded in `bench/results/experiments/`)"
 
 
 BLOCKS = {
@@ -124,7 +124,7 @@ BLOCKS = {
     "shipped": shipped_table,
     "speed": lambda: speed_block(),
     "quality": lambda: bench_file("quality.md"),
-    "train_speed": lambda: bench_file("train_speed.md", "python -m train.bench_train --quick"),
+    "train_speed": lambda: bench_file("train_speed.md", "python -m bench.train_speed --quick"),
     "train_speed_xeon": lambda: bench_file("train_speed_xeon.md"),
     "experiments": experiments_table,
 }
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     fresh = render(current)
     if args.check:
         if fresh != current:
-            print("README.md is out of date: run `python -m train.readme_tables`")
+            print("README.md is out of date: run `python -m bench.readme_tables`")
             return 1
         print("README.md is up to date")
         return 0

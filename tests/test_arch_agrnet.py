@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import hub_models
+from arch_helpers import n_params, on_meta, saved_and_reloaded, tiny
 from hub_models import AGRNet, AGRNetHR, AGRNetHRDiscriminator
 from hub_models.archs.agrnet import AttentionResidualUnit
 from hub_models.archs.blocks import MetaAconC
@@ -18,39 +19,24 @@ def _no_onednn(monkeypatch):
     monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
 
 
-def num_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def on_meta(cls, **kwargs):
-    """Build a full-size model without allocating its weights."""
-    with torch.device("meta"):
-        return cls(**kwargs)
-
-
-def tiny(cls, **overrides):
-    torch.manual_seed(0)
-    return cls(**{**cls.test_config, **overrides})
-
-
 # Table 5 of the paper: "Influence of ARU number on AGRNet", params (M)
 TABLE5 = {7: 10.74, 8: 11.39, 9: 12.03, 10: 12.68, 11: 13.33, 12: 13.97}
 
 
 def test_default_parameter_count_matches_table5():
-    assert abs(num_params(on_meta(AGRNet)) / 12.68e6 - 1) < 0.02
+    assert abs(n_params(on_meta(AGRNet)) / 12.68e6 - 1) < 0.02
 
 
 def test_parameters_per_aru_match_table5():
     # Table 5: 12.68 M at 10 ARUs, 13.33 M at 11 -> +0.65 M per ARU (mean slope 7..12: 0.646 M)
-    delta = num_params(on_meta(AGRNet, num_units=11)) - num_params(on_meta(AGRNet, num_units=10))
+    delta = n_params(on_meta(AGRNet, num_units=11)) - n_params(on_meta(AGRNet, num_units=10))
     assert abs(delta / 0.65e6 - 1) < 0.02
     assert abs(delta / ((TABLE5[12] - TABLE5[7]) / 5 * 1e6) - 1) < 0.02
 
 
 @pytest.mark.parametrize("units,paper_m", sorted(TABLE5.items()))
 def test_every_table5_row_within_2_percent(units, paper_m):
-    assert abs(num_params(on_meta(AGRNet, num_units=units)) / (paper_m * 1e6) - 1) < 0.02
+    assert abs(n_params(on_meta(AGRNet, num_units=units)) / (paper_m * 1e6) - 1) < 0.02
 
 
 def test_structure_3_daru_10_aru_3_uaru_and_sizes():
@@ -161,15 +147,10 @@ def test_discriminator_save_load_round_trip(tmp_path):
     images = [torch.rand(1, 3, s, s) for s in (16, 32, 64)]
     d.train()
     d(images)  # one power iteration, so the saved u/v are not the initial ones
-    d.eval()
-    with torch.no_grad():
-        expected = d(images)
-    d.save_pretrained(tmp_path)
-    loaded = AGRNetHRDiscriminator.from_pretrained(tmp_path)
+    loaded, expected, got = saved_and_reloaded(d, images, tmp_path)
     assert loaded.config_dict()["architecture"] == "agrnet_hr_discriminator"
-    with torch.no_grad():
-        for a, b in zip(loaded.eval()(images), expected):
-            assert torch.equal(a, b)
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)
     with pytest.raises(hub_models.CheckpointMismatchError):
         AGRNetHRDiscriminator.from_pretrained(tmp_path, n_layers=3)
 

@@ -25,7 +25,7 @@ def model_table() -> str:
         paper = cls.paper.get("title", "")
         if cls.paper.get("seed"):
             paper += f" (`{cls.paper['seed']}`)"
-        kind = "bicubic-upsampled LR" if cls.pre_upsampled else "LR"
+        kind = "bicubic-upsampled LR" if cls.capabilities.pre_upsampled else "LR"
         scales = ", ".join(f"x{s}" for s in model.supported_scales)
         others = "; ".join(", ".join(f"`{k}={v}`" for k, v in config.items()) for config in cls.other_scale_configs)
         lines.append(f"| `{name}` | `{cls.__name__}` | {paper} | {kind} | {scales} | {others or '-'} | {params / 1e6:.3f} M |")
@@ -39,12 +39,12 @@ def _export(args) -> int:
         model, source = hub_models.MODELS[args.name](), "untrained default config"
     else:
         model, source = hub_models.load(args.name), "weights " + args.name
-    scale = model._resolve_scale(args.scale)
+    scale, caps = model._resolve_scale(args.scale), model.capabilities
     out = args.out or f"{args.name.rstrip('/').split('/')[-1]}-x{scale}.onnx"
     path = export_onnx(model.eval(), out, scale=scale, opset=args.opset or OPSET)
     print(f"wrote {path}: {model.architecture} x{scale} ({source}), ONNX opset {args.opset or OPSET}, "
-          "input x: float32 (N,3,H,W) dynamic" + (" (bicubic-upsampled LR)" if model.pre_upsampled else " (LR)")
-          + (f", H and W multiples of {model.input_multiple}" if model.input_multiple > 1 else ""))
+          "input x: float32 (N,3,H,W) dynamic" + (" (bicubic-upsampled LR)" if caps.pre_upsampled else " (LR)")
+          + (f", H and W multiples of {caps.input_multiple}" if caps.input_multiple > 1 else ""))
     return 0
 
 

@@ -19,24 +19,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .card import MODEL_CARD_TEMPLATE, build_card, card_context, weights_terms
 from .hub import CheckpointMismatchError, StrictHubMixin, load_state_strict  # noqa: F401 (re-exported)
-from .images import as_image_batch
+from .images import RANGE_HINT, as_image_batch, pad_to_multiple
+from .registry import Capabilities
 
 REPO_URL = "https://github.com/facesr-hub/facesr-hub"
-
-
-#: how to fix an out-of-range input, appended to the range error of `upscale`
-RANGE_HINT = ("; models take float images in [0, 1]: divide 0..255 images by 255 "
-              "(x.float() / 255) and map [-1, 1] images with (x + 1) / 2")
-
-
-def check_image_batch(x: torch.Tensor, name: str = "lr") -> torch.Tensor:
-    """Validate an image batch (N,3,H,W) float in [0,1]; a single (3,H,W) gets a batch dim."""
-    return as_image_batch(x, name)[0]
 
 
 # -- inference modes ---------------------------------------------------------------------
@@ -142,6 +132,16 @@ def measured_inference_mode(architecture: str, device_type: str) -> str:
         return fallback
 
 
+class _FromCapabilities:
+    """A class-and-instance attribute read from the class's `capabilities` (declared once there)."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.field = name
+
+    def __get__(self, obj, owner):
+        return getattr(owner.capabilities, self.field)
+
+
 class SRModel(
     nn.Module,
     StrictHubMixin,
@@ -157,10 +157,12 @@ class SRModel(
 
     #: registry name, written into config.json as "architecture"; set by @register
     architecture: ClassVar[str] = ""
-    #: True when the network takes the LR image bicubic-upsampled to the HR size
-    pre_upsampled: ClassVar[bool] = False
-    #: the network input's height and width must be multiples of this (padding handles it)
-    input_multiple: ClassVar[int] = 1
+    #: what the architecture can do (scales, input kind, ...): every registered class declares it
+    capabilities: ClassVar[Capabilities]
+    #: True when the network takes the LR image bicubic-upsampled to the HR size (from `capabilities`)
+    pre_upsampled = _FromCapabilities()
+    #: the network input's height and width must be multiples of this (from `capabilities`)
+    input_multiple = _FromCapabilities()
     #: bibliographic record of the paper: title, authors, venue, year, seed file, url
     paper: ClassVar[dict[str, Any]] = {}
     #: the paper's own figures, quoted (never ours): dicts with dataset, scale, psnr_y, ssim_y, note
@@ -178,13 +180,14 @@ class SRModel(
     # -- scales -------------------------------------------------------------------------
     @property
     def supported_scales(self) -> list[int]:
-        if hasattr(self, "scales"):
-            return list(self.scales)
-        return [int(self.scale)]
+        """The scales this instance upscales by: its config's `capabilities.scale_key` value."""
+        value = getattr(self, self.capabilities.scale_key)
+        return [int(s) for s in value] if self.capabilities.scale_key == "scales" else [int(value)]
 
     @property
     def default_scale(self) -> int:
-        return max(self.supported_scales) if not hasattr(self, "scale") else int(self.scale)
+        """`scale` for one-scale models, the largest of `scales` for multi-scale ones."""
+        return max(self.supported_scales)
 
     def _resolve_scale(self, scale: int | None) -> int:
         if scale is None:
@@ -198,7 +201,7 @@ class SRModel(
     # -- inference ----------------------------------------------------------------------
     def prepare_input(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
         """The network's input for a real LR batch: the LR itself or its bicubic upsampling."""
-        if not self.pre_upsampled:
+        if not self.capabilities.pre_upsampled:
             return lr
         from .degradations import imresize
 
@@ -300,11 +303,7 @@ class SRModel(
         mode = self.resolved_inference_mode(device)
         with torch.profiler.record_function("facesr::prepare_input"):  # named for the benchmark's profile
             x = self.prepare_input(lr.to(device, torch.float32), scale)
-        m = self.input_multiple
-        pad_h, pad_w = (-x.shape[-2]) % m, (-x.shape[-1]) % m
-        if pad_h or pad_w:
-            pad_mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=pad_mode)
+        x = pad_to_multiple(x, self.capabilities.input_multiple)
         if "channels_last" in mode:
             # only the input: convolutions propagate the layout; the weights are left as they
             # are (no side effect on training or saving; measured as fast as converting them)

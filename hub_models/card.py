@@ -299,7 +299,8 @@ def card_context(model: "SRModel", eval_results: list[dict] | None = None, train
         "class_name": type(model).__name__,
         "num_params": f"{num_params / 1e6:.3f} M",
         "scales": ", ".join(f"x{s}" for s in model.supported_scales),
-        "input_kind": "bicubic pre-upsampled LR (done inside `upscale`)" if model.pre_upsampled else "the LR image",
+        "input_kind": "bicubic pre-upsampled LR (done inside `upscale`)" if model.capabilities.pre_upsampled
+                      else "the LR image",
         "load_name": name or model.architecture,
         "metrics_table": metrics_table(model, eval_results),
         "training_section": training_section(training),

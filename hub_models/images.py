@@ -47,6 +47,26 @@ def as_image_batch(x, name: str = "image", *, channels: int | None = 3,
     return x, squeezed
 
 
+#: how to fix an out-of-range input, appended to the range error of `upscale`
+RANGE_HINT = ("; models take float images in [0, 1]: divide 0..255 images by 255 "
+              "(x.float() / 255) and map [-1, 1] images with (x + 1) / 2")
+
+
+def check_image_batch(x: torch.Tensor, name: str = "lr") -> torch.Tensor:
+    """Validate an image batch (N,3,H,W) float in [0,1]; a single (3,H,W) gets a batch dim."""
+    return as_image_batch(x, name)[0]
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad the bottom and right of (N,C,H,W) to multiples of `multiple`: reflect, or replicate
+    where the image is too small to reflect (the caller crops the output back)."""
+    pad_h, pad_w = (-x.shape[-2]) % multiple, (-x.shape[-1]) % multiple
+    if not (pad_h or pad_w):
+        return x
+    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+    return torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
 def rgb_to_tensor(rgb) -> torch.Tensor:
     """uint8 (H, W, 3) RGB array -> float (1, 3, H, W) in [0, 1]."""
     import numpy as np

@@ -18,8 +18,9 @@ import io
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .images import check_image_batch, pad_to_multiple
 
 #: the ONNX opset of exported files
 OPSET = 18
@@ -44,8 +45,9 @@ def export_onnx(model, path: Path | str, scale: int | None = None, opset: int = 
     scale = model._resolve_scale(scale)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    m = model.input_multiple
-    side = 4 * m * (scale if model.pre_upsampled else 1)  # example input: any valid size works
+    caps = model.capabilities
+    m = caps.input_multiple
+    side = 4 * m * (scale if caps.pre_upsampled else 1)  # example input: any valid size works
     example = torch.rand(1, 3, side, side)
     was_training = model.training
     model.eval()
@@ -58,7 +60,7 @@ def export_onnx(model, path: Path | str, scale: int | None = None, opset: int = 
                                     dynamic_shapes={"x": dims})
     model.train(was_training)
     proto = program.model_proto
-    meta = {"architecture": model.architecture, "scale": scale, "pre_upsampled": int(model.pre_upsampled),
+    meta = {"architecture": model.architecture, "scale": scale, "pre_upsampled": int(caps.pre_upsampled),
             "input_multiple": m, "opset": opset, "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}",
             "input": "network input: float32 NCHW in [0,1], the LR (or its bicubic upsampling when pre_upsampled)"
                      f", height and width multiples of {m}"}
@@ -100,17 +102,10 @@ class OnnxUpscaler:
             raise ValueError(f"unknown engine {engine!r} (onnxruntime or openvino)")
 
     def upscale(self, lr: torch.Tensor) -> torch.Tensor:
-        from .base import check_image_batch
-
         lr = check_image_batch(lr)
         scale = self.scale
         h, w = lr.shape[-2:]
-        x = self.model.prepare_input(lr.cpu().float(), scale)
-        m = self.model.input_multiple
-        pad_h, pad_w = (-x.shape[-2]) % m, (-x.shape[-1]) % m
-        if pad_h or pad_w:
-            pad_mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=pad_mode)
+        x = pad_to_multiple(self.model.prepare_input(lr.cpu().float(), scale), self.model.capabilities.input_multiple)
         y = torch.from_numpy(self._run(x.contiguous().numpy()))
         return y[..., : h * scale, : w * scale].clamp(0, 1).contiguous()
 

@@ -1,7 +1,9 @@
-"""One place that maps a name to its class, and `load()` that finds a ready model.
+"""One place that maps a name to its class, its typed capabilities, and `load()` that finds a
+ready model.
 
-Architectures register themselves with `@register("name")`; the demo, training and
-benchmarks list `MODELS` instead of naming classes again. Shipped checkpoints are the
+Architectures register themselves with `@register("name")` and declare what they can do as
+`capabilities = Capabilities(...)`; the demo, training and benchmarks list `MODELS` and read
+`capabilities(name)` instead of naming classes or probing attributes. Shipped checkpoints are the
 folders under `checkpoints/<name>/` at the repository root (or `$FACESR_CHECKPOINTS`); an
 installed wheel carries them as `hub_models/_checkpoints/`.
 """
@@ -11,10 +13,45 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .base import SRModel
 from .hub import MODEL_FILES, looks_local, missing_path_error
+
+if TYPE_CHECKING:
+    from .base import SRModel
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an architecture can do, declared once on its class (`capabilities = Capabilities(...)`)
+    and read by the library, training, the benchmark and the demo alike."""
+
+    display_name: str              # "RAFSR", "AGRNet-HR", "Bicubic": the demo and tables show it
+    scales: tuple[int, ...]        # scales the architecture can be configured for
+    scale_key: str                 # config kwarg that holds the scale(s): "scale" or "scales"
+    pre_upsampled: bool            # network input = bicubic-upsampled LR
+    input_multiple: int = 1        # network input H, W must be multiples of this
+    multiscale_outputs: bool = False   # has forward_multiscale (a pyramid of outputs, loss on each)
+    batchnorm: bool = False        # contains BatchNorm (sync-BN, re-estimation at final size)
+    gan: bool = False              # has a discriminator_cls
+
+    def __post_init__(self):
+        if self.scale_key not in ("scale", "scales"):
+            raise ValueError(f"scale_key must be 'scale' or 'scales', got {self.scale_key!r}")
+        if not self.scales or min(self.scales) < 1 or self.input_multiple < 1:
+            raise ValueError(f"scales must be positive factors and input_multiple >= 1: {self}")
+
+    def scale_kwargs(self, scales) -> dict:
+        """The config kwargs that set the scale(s): {"scale": s} or {"scales": [s, ...]}."""
+        scales = [int(s) for s in ([scales] if isinstance(scales, int) else scales)]
+        if self.scale_key == "scale":
+            if len(scales) != 1:
+                raise ValueError(f"{self.display_name} takes one scale per model, got {scales}")
+            return {"scale": scales[0]}
+        return {"scales": scales}
+
 
 MODELS: dict[str, type[SRModel]] = {}
 
@@ -29,6 +66,10 @@ def register(name: str):
     def wrap(cls: type[SRModel]) -> type[SRModel]:
         if name in MODELS and MODELS[name] is not cls:
             raise ValueError(f"architecture name {name!r} registered twice")
+        if not isinstance(cls.__dict__.get("capabilities"), Capabilities):
+            raise TypeError(f"{cls.__name__} must declare `capabilities = Capabilities(...)` to be registered")
+        if cls.capabilities.gan != (cls.discriminator_cls is not None):
+            raise TypeError(f"{cls.__name__}: capabilities.gan must say whether it has a discriminator_cls")
         cls.architecture = name
         MODELS[name] = cls
         return cls
@@ -41,6 +82,17 @@ def get_class(name: str) -> type[SRModel]:
         return MODELS[name]
     except KeyError:
         raise KeyError(f"unknown architecture {name!r}; registered: {', '.join(sorted(MODELS))}") from None
+
+
+def capabilities(model_or_name) -> Capabilities:
+    """The `Capabilities` of a registry name ("rafsr"), an architecture class or a model instance."""
+    if isinstance(model_or_name, str):
+        return get_class(model_or_name).capabilities
+    cls = model_or_name if isinstance(model_or_name, type) else type(model_or_name)
+    caps = getattr(cls, "capabilities", None)
+    if not isinstance(caps, Capabilities):
+        raise TypeError(f"{cls.__name__} declares no Capabilities (not a registered architecture)")
+    return caps
 
 
 def create(name: str, **kwargs) -> SRModel:

@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .base import SRModel
 
 Progress = Callable[[int, int], None]
 
@@ -73,15 +76,15 @@ def plan_tiles(h: int, w: int, tile: int, overlap: int, margin: int | None = Non
     return TilePlan(_starts(h, th, step, align), _starts(w, tw, step, align), th, tw, overlap, margin)
 
 
-def receptive_radius(model: nn.Module, scale: int | None = None) -> int:
+def receptive_radius(model: "SRModel", scale: int | None = None) -> int:
     """Upper bound of the receptive radius in LR pixels: how far from an output pixel
     (mapped to LR) an input pixel can change it through convolutions and bicubic
     pre-upsampling. Sums every conv's reach at the resolution it runs at (measured with
     hooks on a small forward pass): a bound of the longest path, global ops excluded."""
-    scale = model._resolve_scale(scale) if hasattr(model, "_resolve_scale") else 1
-    m = int(getattr(model, "input_multiple", 1))
-    side = max(16, m * 2)
-    pre = bool(getattr(model, "pre_upsampled", False))
+    scale = model._resolve_scale(scale)
+    caps = model.capabilities
+    side = max(16, caps.input_multiple * 2)
+    pre = caps.pre_upsampled
     net_side = side * scale if pre else side
     reach: list[float] = []
 
@@ -97,7 +100,7 @@ def receptive_radius(model: nn.Module, scale: int | None = None) -> int:
             param = next(model.parameters(), None)
             device = param.device if param is not None else "cpu"
             x = torch.zeros(1, 3, net_side, net_side, device=device)
-            model.network_forward(x, scale) if hasattr(model, "network_forward") else model(x)
+            model.network_forward(x, scale)
     finally:
         for handle in handles:
             handle.remove()
@@ -136,8 +139,8 @@ def upscale_tiled(model, x: torch.Tensor, tile: int, overlap: int, batch: int = 
     n, _, h, w = x.shape
     if margin is None:
         margin = receptive_radius(model, scale)
-    m = int(getattr(model, "input_multiple", 1))
-    align = m // math.gcd(m, scale) if getattr(model, "pre_upsampled", False) else m
+    m = model.capabilities.input_multiple
+    align = m // math.gcd(m, scale) if model.capabilities.pre_upsampled else m
     plan = plan_tiles(h, w, tile, overlap, margin, align)
     H, W = h * scale, w * scale
     if out is None:
@@ -194,6 +197,6 @@ def _flush(dst: torch.Tensor, strip: torch.Tensor, strip_y: int, until: int, sum
 def default_overlap(model, tile: int, scale: int | None = None) -> int:
     """The model's `tile_overlap` if set, else 2 x `receptive_radius` + 8 (a zero-weight
     margin of one radius on each side plus an 8-pixel ramp), capped below half the tile."""
-    fixed = getattr(model, "tile_overlap", None)
+    fixed = model.tile_overlap
     overlap = int(fixed) if fixed is not None else 2 * receptive_radius(model, scale) + 8
     return max(0, min(overlap, tile // 2))

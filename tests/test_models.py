@@ -47,6 +47,34 @@ def test_every_architecture_lists_another_scale():
 
 
 @pytest.mark.parametrize("name", ARCHS)
+def test_capabilities_are_declared_and_tell_the_truth(name):
+    """Each class declares its Capabilities once; they agree with what the network is."""
+    import inspect
+
+    cls = MODELS[name]
+    caps = hub_models.capabilities(name)
+    assert isinstance(cls.__dict__["capabilities"], hub_models.Capabilities)
+    model = tiny(name)
+    assert hub_models.capabilities(cls) is caps and hub_models.capabilities(model) is caps
+    assert caps.display_name and (cls.pre_upsampled, model.input_multiple) == (caps.pre_upsampled, caps.input_multiple)
+    assert caps.scale_key in inspect.signature(cls).parameters
+    configured = [model.supported_scales] + [tiny(name, **c).supported_scales for c in cls.other_scale_configs]
+    assert set(sum(configured, [])) <= set(caps.scales)
+    assert tiny(name, **caps.scale_kwargs(caps.scales[:1] if caps.scale_key == "scale" else caps.scales)).supported_scales \
+        == list(caps.scales[:1] if caps.scale_key == "scale" else caps.scales)
+    assert caps.multiscale_outputs == hasattr(cls, "forward_multiscale")
+    assert caps.batchnorm == any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert caps.gan == (cls.discriminator_cls is not None)
+
+
+def test_capabilities_of_an_unknown_thing_are_refused():
+    with pytest.raises(KeyError, match="unknown architecture"):
+        hub_models.capabilities("no-such-net")
+    with pytest.raises(TypeError, match="Capabilities"):
+        hub_models.capabilities(torch.nn.Conv2d(3, 3, 1))
+
+
+@pytest.mark.parametrize("name", ARCHS)
 def test_wrong_scale_and_bad_input_are_refused(name):
     model = tiny(name).eval()
     with pytest.raises(ValueError, match="supports scale"):

@@ -1,12 +1,10 @@
-"""The architectures, one file per paper (`blocks.py` holds the parts they share). Importing
-this package registers every architecture in `hub_models.registry.MODELS`."""
+"""The architectures, one file per paper (`blocks.py` holds the parts they share).
 
-from .baselines import SRCNN, VDSR, Bicubic
-from .mffcn import MFFCN
-from .crlnet import CRLNet, CRLNetDiscriminator
-from .rafsr import RAFSR
-from .rdan import RDAN
-from .agrnet import AGRNet, AGRNetHR, AGRNetHRDiscriminator
+Importing this package imports every module in it, and each architecture registers itself
+in `hub_models.registry.MODELS` with `@register`: a new architecture is its own file only."""
 
-__all__ = ["Bicubic", "SRCNN", "VDSR", "MFFCN", "CRLNet", "CRLNetDiscriminator", "RAFSR", "RDAN",
-           "AGRNet", "AGRNetHR", "AGRNetHRDiscriminator"]
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..base import Discriminator, SRModel
 from .blocks import GAM, MetaAconC, ScaledConv, conv
-from ..registry import register
+from ..registry import Capabilities, register
 
 PAPER = {
     "title": "Face Super-resolution Reconstruction based on Adaptive Global Residual Network",
@@ -142,8 +142,8 @@ class AGRNet(SRModel):
     - loss L2, Adam 2e-4, betas (0.9, 0.99), batch 64: the paper's (train/recipes.py).
     """
 
-    pre_upsampled = True
-    input_multiple = 2 ** NUM_LEVELS
+    capabilities = Capabilities("AGRNet", scales=(4, 8), scale_key="scale", pre_upsampled=True,
+                                input_multiple=2 ** NUM_LEVELS, batchnorm=True)
     # meta-ACON pools over the tile; no trained weights to measure a tile size on yet (x8: 256 px network input)
     tile_size, tile_overlap = 32, 8
     paper = PAPER
@@ -311,8 +311,8 @@ class AGRNetHR(SRModel):
       `AGRNetHRDiscriminator` and train/recipes.py.
     """
 
-    pre_upsampled = True
-    input_multiple = 2 ** NUM_LEVELS
+    capabilities = Capabilities("AGRNet-HR", scales=(2, 4, 8, 16), scale_key="scales", pre_upsampled=True,
+                                input_multiple=2 ** NUM_LEVELS, multiscale_outputs=True, batchnorm=True, gan=True)
     # meta-ACON pools over the tile; no trained weights to measure a tile size on yet (x4: 256 px network input)
     tile_size, tile_overlap = 64, 16
     paper = PAPER

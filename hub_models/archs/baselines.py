@@ -8,10 +8,11 @@ from torch import nn
 
 from ..base import SRModel
 from .blocks import conv
-from ..registry import register
+from ..registry import Capabilities, register
 
 # the baselines take any integer scale (they work at HR size); these are the ones listed and tested
-ANY_SCALE_EXAMPLES = [{"scale": 2}, {"scale": 3}, {"scale": 8}]
+BASELINE_SCALES = (2, 3, 4, 8)
+ANY_SCALE_EXAMPLES = [{"scale": s} for s in BASELINE_SCALES if s != 4]
 
 
 @register("bicubic")
@@ -21,9 +22,8 @@ class Bicubic(SRModel):
     It has no weights; it is a class only so that it is selectable wherever a model is.
     """
 
+    capabilities = Capabilities("Bicubic", scales=BASELINE_SCALES, scale_key="scale", pre_upsampled=True)
     other_scale_configs = ANY_SCALE_EXAMPLES
-
-    pre_upsampled = True
     tile_size = 512
     paper = {"title": "Cubic convolution interpolation for digital image processing", "authors": "R. Keys", "venue": "IEEE TASSP", "year": 1981}
 
@@ -50,7 +50,7 @@ class SRCNN(SRModel):
     - paper: SGD with lr 1e-4 (1e-5 last layer); we: Adam 1e-4 (train/recipes.py).
     """
 
-    pre_upsampled = True
+    capabilities = Capabilities("SRCNN", scales=BASELINE_SCALES, scale_key="scale", pre_upsampled=True)
     paper = {"title": "Image Super-Resolution Using Deep Convolutional Networks", "authors": "C. Dong, C. C. Loy, K. He, X. Tang", "venue": "TPAMI", "year": 2016, "url": "https://arxiv.org/abs/1501.00092"}
     decisions = [
         ("valid convolutions, output shrinks by 12 pixels", "'same' padding, output keeps the input size"),
@@ -90,7 +90,7 @@ class VDSR(SRModel):
     - paper: He initialisation; we: the same (kaiming normal, zero biases).
     """
 
-    pre_upsampled = True
+    capabilities = Capabilities("VDSR", scales=BASELINE_SCALES, scale_key="scale", pre_upsampled=True)
     paper = {"title": "Accurate Image Super-Resolution Using Very Deep Convolutional Networks", "authors": "J. Kim, J. K. Lee, K. M. Lee", "venue": "CVPR", "year": 2016, "url": "https://arxiv.org/abs/1511.04587"}
     decisions = [
         ("one model for x2/x3/x4, mixed-scale training", "one checkpoint per scale (`scale` in config)"),

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..base import Discriminator, SRModel
 from .blocks import PixelShuffleUpsampler, SelfAttention, activation, conv
-from ..registry import register
+from ..registry import Capabilities, register
 
 
 class AttentionResidualBlock(nn.Module):
@@ -126,8 +126,8 @@ class CRLNet(SRModel):
     - paper: PSNR/SSIM channel not stated; we: quote as given, evaluate on Y.
     """
 
-    pre_upsampled = False
-    input_multiple = 1
+    capabilities = Capabilities("CRLNet", scales=(2, 4, 8), scale_key="scale", pre_upsampled=False,
+                                batchnorm=True, gan=True)
     # self-attention runs per tile: 96/24 agreed best with whole-image inference (69.0 dB Y-PSNR at a
     # 160 px LR input; 48: 62.4, 64: 63.1, 128: 56.6; bench/results/tiling_tiles.md), and is faster (attention per tile)
     tile_size, tile_overlap = 96, 24

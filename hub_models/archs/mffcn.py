@@ -14,7 +14,7 @@ from torch import nn
 
 from ..base import SRModel
 from .blocks import activation, conv
-from ..registry import register
+from ..registry import Capabilities, register
 
 
 class MFFModule(nn.Module):
@@ -86,8 +86,7 @@ class MFFCN(SRModel):
       trainer's business (train/recipes.py records what it uses), nothing in the model.
     """
 
-    pre_upsampled = True
-    input_multiple = 1
+    capabilities = Capabilities("MFFCN", scales=(2, 3, 4, 8), scale_key="scales", pre_upsampled=True)
     tile_size = 96  # local network: any tile is exact; 96 LR -> 384 px network input per tile
     paper = {
         "title": "Face Super-resolution Reconstruction Based on Multi-scale Feature Fusion",

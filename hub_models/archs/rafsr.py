@@ -7,7 +7,7 @@ from torch import nn
 
 from ..base import SRModel
 from .blocks import CBAM, PixelShuffleUpsampler, conv
-from ..registry import register
+from ..registry import Capabilities, register
 
 RAFSR_SCALES = (2, 3, 4, 8)
 
@@ -62,8 +62,7 @@ class RAFSR(SRModel):
       we: the training recipe lives in train/, not in the model.
     """
 
-    pre_upsampled = False
-    input_multiple = 1
+    capabilities = Capabilities("RAFSR", scales=RAFSR_SCALES, scale_key="scale", pre_upsampled=False)
     # CBAM pools over the whole tile: 66.9 dB Y-PSNR tiled vs whole at 128/32 (64/16: 65.6, 96/24: 65.6;
     # bench/results/tiling_tiles.md): all far above visible, so the largest measured tile (fewest tiles)
     tile_size, tile_overlap = 128, 32

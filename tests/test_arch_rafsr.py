@@ -1,13 +1,11 @@
 """RAFSR (seed 000): 8 residual attention modules with CBAM, all fused by a 1x1 conv, plus an
 adaptive 1x1 residual from the shallow features."""
 
-import pytest
 import torch
 from torch import nn
 
 import hub_models
-from arch_helpers import (cbam_count, cbam_params, check_paper_results_and_decisions,
-                          check_unsupported_scale_refused, conv_params, n_params, output_shape)
+from arch_helpers import SingleScaleLRChecks, cbam_count, cbam_params, conv_params, n_params
 from hub_models import RAFSR
 
 
@@ -86,14 +84,5 @@ def test_rafsr_parameter_count():
     assert n_params(RAFSR(scale=4)) == expected == 969_147  # ~0.97 M; the paper gives no count
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4, 8])
-def test_rafsr_shapes(scale):
-    assert output_shape(RAFSR, scale) == (1, 3, 5 * scale, 6 * scale)
-
-
-def test_rafsr_unsupported_scale_refused_at_construction():
-    check_unsupported_scale_refused(RAFSR)
-
-
-def test_rafsr_paper_results_and_decisions_present():
-    check_paper_results_and_decisions(RAFSR)
+class TestRAFSRCommon(SingleScaleLRChecks):
+    arch = RAFSR

@@ -1,13 +1,11 @@
 """RDAN (seed 004): 16 residual blocks conv-PReLU-conv with CBAM (the "double attention"),
 sub-pixel upsampling, optional global skip."""
 
-import pytest
 import torch
 from torch import nn
 
 import hub_models
-from arch_helpers import (cbam_count, cbam_params, check_paper_results_and_decisions,
-                          check_unsupported_scale_refused, conv_params, n_params, output_shape)
+from arch_helpers import SingleScaleLRChecks, cbam_count, cbam_params, conv_params, n_params
 from hub_models import RDAN
 
 
@@ -54,17 +52,8 @@ def test_rdan_parameter_count():
     assert n_params(RDAN(scale=4)) == expected == 1_492_723  # ~1.49 M; the paper gives no count
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4, 8])
-def test_rdan_shapes(scale):
-    assert output_shape(RDAN, scale) == (1, 3, 5 * scale, 6 * scale)
-
-
-def test_rdan_unsupported_scale_refused_at_construction():
-    check_unsupported_scale_refused(RDAN)
-
-
-def test_rdan_paper_results_and_decisions_present():
-    check_paper_results_and_decisions(RDAN)
+class TestRDANCommon(SingleScaleLRChecks):
+    arch = RDAN
 
 
 def test_global_skip_config_round_trip(tmp_path):

@@ -227,6 +227,16 @@ def test_mod_crop_and_bicubic_degrade():
         bicubic_degrade(hr[:, :1], 4)
 
 
+def test_bicubic_lr_8bit_is_the_quantised_bicubic_degrade():
+    from hub_models.degradations import bicubic_lr_8bit
+
+    hr = _smooth_image(8, 66, 70, n=2).float()
+    lr = bicubic_lr_8bit(hr, 4)
+    torch.testing.assert_close(lr, bicubic_degrade(hr, 4, quantize=True), rtol=0, atol=0)
+    torch.testing.assert_close(lr * 255, torch.round(lr * 255))
+    assert lr.shape == (2, 3, 16, 17) and bicubic_lr_8bit(hr[0], 2).shape == (3, 33, 35)
+
+
 # ---------------------------------------------------------------------------------------
 # real-world pipeline
 # ---------------------------------------------------------------------------------------

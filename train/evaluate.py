@@ -3,10 +3,9 @@
     python -m train.evaluate checkpoints/rafsr-x4 --data ../shared/data/celeba_test1000/HR \\
         --dataset "CelebA-1000" --scale 4 --update-card
 
-LR = antialiased bicubic downscale (MATLAB-style) of the HR image, quantised to 8 bits as a
-saved LR image would be. Scores: `hub_models.metrics.evaluate` (default protocol "dic":
-Y channel BT.601, rounded, 8-pixel border crop, 7x7 uniform SSIM; LPIPS AlexNet v0.1),
-per image, then averaged over images. The model and bicubic are measured on the same LR.
+The protocol (LR made once by `hub_models.degradations.bicubic_lr_8bit`, scores by
+`hub_models.metrics.evaluate`, per image then averaged; model and bicubic on the same LR) is
+`hub_models.evaluation.evaluate_model`; this file is its command line.
 
 `--update-card` stores the result in the model folder's `eval_results.json` (one row per
 dataset/scale/protocol, replaced when measured again) and rewrites its README.md card.
@@ -18,54 +17,14 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
-
-import torch
 
 import hub_models
 from hub_models import metrics
 from hub_models.card import weights_terms
-from hub_models.degradations import bicubic_degrade, mod_crop
+from hub_models.evaluation import evaluate_model, load_hr  # noqa: F401 (the card protocol; re-exported)
 from hub_models.hub import folder_model_name
-from train.data import list_images, read_rgb
-
-
-def load_hr(paths: list[Path]) -> list[torch.Tensor]:
-    images = []
-    for path in paths:
-        rgb = read_rgb(path)
-        if rgb is not None:
-            images.append(torch.from_numpy(rgb).permute(2, 0, 1).float().div(255))
-    return images
-
-
-@torch.no_grad()
-def evaluate_model(model, hr_images: list[torch.Tensor], scale: int, protocol: str = "dic", batch_size: int = 16,
-                   with_bicubic: bool = True) -> dict:
-    """Mean scores of `model` (and bicubic) over `hr_images` at `scale`; also seconds/image."""
-    bicubic = hub_models.create("bicubic", scale=scale)
-    sums: dict[str, dict[str, list]] = {"model": {}, "bicubic": {}}
-    seconds = 0.0
-    groups: dict[tuple, list[torch.Tensor]] = {}
-    for image in hr_images:  # batch images of equal size together
-        image = mod_crop(image.unsqueeze(0), scale)[0]
-        groups.setdefault(tuple(image.shape), []).append(image)
-    for images in groups.values():
-        for start in range(0, len(images), batch_size):
-            hr = torch.stack(images[start : start + batch_size])
-            lr = bicubic_degrade(hr, scale, quantize=True)
-            t0 = time.perf_counter()
-            sr = model.upscale(lr, scale=scale)
-            seconds += time.perf_counter() - t0
-            runs = [("model", sr)] + ([("bicubic", bicubic.upscale(lr, scale=scale))] if with_bicubic else [])
-            for who, out in runs:
-                for key, values in metrics.evaluate(out, hr, protocol=protocol, scale=scale).items():
-                    sums[who].setdefault(key, []).append(values)
-    result = {who: {k: float(torch.cat(v).mean()) for k, v in scores.items()} for who, scores in sums.items() if scores}
-    result["seconds_per_image"] = seconds / max(len(hr_images), 1)
-    result["num_images"] = len(hr_images)
-    return result
+from train.data import list_images
 
 
 def rewrite_card(folder: Path, model=None) -> None:

@@ -8,8 +8,9 @@ command (never typed in). Each row is a dict:
      "model": {"psnr_y": ..., "ssim_y": ..., "lpips": ..., "psnr_rgb": ...},
      "bicubic": {... same keys ...}}      # "bicubic" optional
 
-`training` is a free dict describing the run (data, steps, wall time, hardware, precision,
-deviations); the training script fills it. The paper's own figures come from the class's
+`training` is the run's training record (data, steps, hours, hardware, precision, overrides,
+stages: `training_record.py`), written by the training script; its sentences are rendered by
+`training_record.card_lines`. The paper's own figures come from the class's
 `paper_results` and are always labelled "paper".
 """
 
@@ -21,6 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .metrics import METRICS, format_metric
+
+from .training_record import card_lines, gan_dropped
 
 if TYPE_CHECKING:
     from .base import SRModel
@@ -36,7 +41,6 @@ DATASETS = {
 HUB_NAMESPACE = "facesr-hub"
 CODE_TERMS = "MIT (the `LICENSE` file of the code repository)"
 
-METRIC_NAMES = {"psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y", "lpips": "LPIPS (alex)", "psnr_rgb": "PSNR-RGB (dB)"}
 
 MODEL_CARD_TEMPLATE = """---
 {{ card_data }}
@@ -88,29 +92,23 @@ sr = model.upscale(lr)                       # lr: (N,3,h,w) float in [0,1] -> (
 """
 
 
-def _fmt(value: Any, metric: str) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4f}" if metric in ("ssim_y", "lpips") else f"{value:.2f}"
-
-
 def metrics_table(model: "SRModel", eval_results: list[dict] | None) -> str:
     """Markdown table of our measured rows, bicubic measured the same way, and the paper."""
     lines = []
-    metrics = ["psnr_y", "ssim_y", "lpips", "psnr_rgb"]
-    header = "| data | split | scale | method | " + " | ".join(METRIC_NAMES[m] for m in metrics) + " |"
+    metrics = list(METRICS)
+    header = "| data | split | scale | method | " + " | ".join(METRICS[m].header for m in metrics) + " |"
     lines += [header, "|" + "---|" * (4 + len(metrics))]
     commands = []
     for row in eval_results or []:
         for who in ("model", "bicubic"):
             if who in row:
                 label = "**this model**" if who == "model" else "bicubic"
-                cells = " | ".join(_fmt(row[who].get(m), m) for m in metrics)
+                cells = " | ".join(format_metric(m, row[who].get(m)) for m in metrics)
                 lines.append(f"| {row['dataset']} | {row_split(row)} | x{row['scale']} | {label} | {cells} |")
         if row.get("command") and row["command"] not in commands:
             commands.append(row["command"])
     for ref in model.paper_results:
-        cells = " | ".join(_fmt(ref.get(m), m) for m in metrics)
+        cells = " | ".join(format_metric(m, ref.get(m)) for m in metrics)
         lines.append(f"| {ref['dataset']} | paper's | x{ref['scale']} | paper: {ref.get('method', model.architecture)} | {cells} |")
     if not eval_results:
         lines.insert(0, "No evaluation results were handed to this card: the model has not been measured yet.\n")
@@ -136,7 +134,7 @@ def model_index(model: "SRModel", eval_results: list[dict] | None) -> list[EvalR
     results = []
     for row in eval_results or []:
         for metric, value in row["model"].items():
-            if value is None or metric not in METRIC_NAMES:
+            if value is None or metric not in METRICS:
                 continue
             results.append(
                 EvalResult(
@@ -146,7 +144,7 @@ def model_index(model: "SRModel", eval_results: list[dict] | None) -> list[EvalR
                     dataset_name=row["dataset"],
                     dataset_split=row_split(row),
                     metric_type=metric,
-                    metric_name=f"{METRIC_NAMES[metric]} x{row['scale']}",
+                    metric_name=f"{METRICS[metric].header} x{row['scale']}",
                     metric_value=round(float(value), 4),
                 )
             )
@@ -257,7 +255,7 @@ def training_section(training: dict | None) -> str:
     if not training:
         return "These weights are untrained or the training record was not handed to this card."
     lines = []
-    for key, value in training.items():
+    for key, value in card_lines(training).items():  # the record's data as sentences (training_record.py)
         if key.startswith("_"):  # machine-readable entries, not for the card
             continue
         if isinstance(value, (list, tuple)):
@@ -285,8 +283,7 @@ def card_context(model: "SRModel", eval_results: list[dict] | None = None, train
     ]
     num_params = sum(p.numel() for p in model.parameters())
     summary = " ".join(doc.split())
-    gan_source = ((training or {}).get("recipe sources") or {}).get("gan", "")
-    if isinstance(gan_source, str) and gan_source.startswith("dropped"):
+    if gan_dropped(training):
         summary += (" **This checkpoint is the generator after a pre-training stage without the adversarial"
                     " term** (no discriminator; recipe sources: gan), not the GAN-trained model.")
     if weights_note:

@@ -46,6 +46,9 @@ import torch.nn.functional as F
 from .images import as_image_batch
 
 __all__ = [
+    "MetricSpec",
+    "METRICS",
+    "format_metric",
     "PROTOCOLS",
     "DEFAULT_PROTOCOL",
     "LPIPS_WEIGHTS",
@@ -59,6 +62,41 @@ __all__ = [
     "get_lpips_net",
     "evaluate",
 ]
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How a metric is named and shown: cards, benchmark tables and the demo format from it."""
+
+    name: str               # the key in result rows ("psnr_y")
+    label: str              # what a table or the demo calls it ("PSNR-Y")
+    digits: int             # decimals shown
+    higher_is_better: bool
+    unit: str = ""          # "dB"
+
+    @property
+    def header(self) -> str:
+        """A table column title: the label with its unit, e.g. "PSNR-Y (dB)"."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+
+#: the metrics `evaluate` returns, in the order tables show them
+METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
+    MetricSpec("psnr_y", "PSNR-Y", 2, True, "dB"),
+    MetricSpec("ssim_y", "SSIM-Y", 4, True),
+    MetricSpec("lpips", "LPIPS (alex)", 4, False),
+    MetricSpec("psnr_rgb", "PSNR-RGB", 2, True, "dB"),
+)}
+
+
+def format_metric(name: str, value: float | None, *, digits: int | None = None, unit: bool = False) -> str:
+    """`value` of metric `name` with its spec's digits (or `digits`), "-" for None/NaN;
+    `unit=True` appends the unit ("30.40 dB")."""
+    spec = METRICS[name]
+    if value is None or value != value:
+        return "-"
+    text = f"{float(value):.{spec.digits if digits is None else digits}f}"
+    return f"{text} {spec.unit}" if unit and spec.unit else text
+
 
 LPIPS_WEIGHTS = Path(__file__).resolve().parent / "weights" / "lpips_alex_v0.1.safetensors"
 RANGE_TOL = 0.5 / 255  # values this far outside [0, 1] are clamped (they quantise to 0/255)

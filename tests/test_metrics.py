@@ -292,3 +292,18 @@ def test_metrics_on_gpu_match_cpu():
     for k in cpu:
         assert gpu[k].device.type == "cuda"
         torch.testing.assert_close(gpu[k].cpu(), cpu[k], atol=1e-4 if k == "lpips" else 1e-9, rtol=0)
+
+
+def test_metric_specs_format_every_metric_evaluate_returns():
+    from hub_models.metrics import METRICS, MetricSpec, format_metric
+
+    sr, hr = _pair(seed=10, n=1, h=64, w=64)
+    assert list(METRICS) == ["psnr_y", "ssim_y", "lpips", "psnr_rgb"] and set(METRICS) == set(evaluate(sr, hr))
+    assert all(isinstance(spec, MetricSpec) and spec.name == key for key, spec in METRICS.items())
+    assert [METRICS[k].higher_is_better for k in METRICS] == [True, True, False, True]
+    assert METRICS["psnr_y"].header == "PSNR-Y (dB)" and METRICS["lpips"].header == "LPIPS (alex)"
+    assert format_metric("psnr_y", 30.404) == "30.40" and format_metric("ssim_y", 0.81234) == "0.8123"
+    assert format_metric("lpips", 0.13949, digits=3) == "0.139" and format_metric("psnr_y", 25.7, unit=True) == "25.70 dB"
+    assert format_metric("lpips", None) == "-" and format_metric("psnr_y", float("nan")) == "-"
+    with pytest.raises(KeyError):
+        format_metric("no_such_metric", 1.0)

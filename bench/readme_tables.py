@@ -1,10 +1,10 @@
-"""Regenerate the README's measured tables from the files that hold the measurements.
+"""Regenerate the measured tables of README.md and docs/*.md from the files that hold the measurements.
 
-    python -m bench.readme_tables          # rewrite README.md in place
-    python -m bench.readme_tables --check  # exit 1 if README.md is out of date (a test runs this)
+    python -m bench.readme_tables          # rewrite README.md and docs/*.md in place
+    python -m bench.readme_tables --check  # exit 1 if any of them is out of date (a test runs this)
 
 No number in these tables is typed by hand: each block between `<!-- BEGIN name -->` and
-`<!-- END name -->` is rebuilt from
+`<!-- END name -->`, in whichever of those files holds it (each block at least once), is rebuilt from
 
 - `models`:  the registry (`python -m hub_models`),
 - `shipped`: every shipped checkpoint's `eval_results.json` (written by `train.evaluate
@@ -31,6 +31,7 @@ from hub_models.__main__ import model_table
 from hub_models.registry import CHECKPOINT_DIR
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 BENCH = ROOT / "bench" / "results"
 
 
@@ -130,31 +131,65 @@ BLOCKS = {
 }
 
 
-def render(text: str) -> str:
-    for name, build in BLOCKS.items():
-        begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"README.md has no <!-- BEGIN {name} --> ... <!-- END {name} --> block")
-        body = build()
-        text = pattern.sub(lambda m: f"{begin}\n{body}\n{end}", text)
-    return text
+MARKER = re.compile(r"<!-- BEGIN (\w+) -->(.*?)<!-- END \1 -->", re.S)
+
+
+def documents() -> list[Path]:
+    """The files that may hold generated blocks: README.md and every docs/*.md."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def render(text: str, built: dict[str, str] | None = None) -> str:
+    """`text` with every generated block it holds rebuilt (`built` caches the bodies by name)."""
+    built = {} if built is None else built
+
+    def rebuild(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in BLOCKS:
+            raise SystemExit(f"unknown generated block <!-- BEGIN {name} --> (known: {', '.join(BLOCKS)})")
+        if name not in built:
+            built[name] = BLOCKS[name]()
+        return f"<!-- BEGIN {name} -->\n{built[name]}\n<!-- END {name} -->"
+
+    return MARKER.sub(rebuild, text)
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def render_all(paths: list[Path] | None = None) -> dict[Path, tuple[str, str]]:
+    """{path: (current text, regenerated text)} for every document; each block must be in one."""
+    paths = documents() if paths is None else paths
+    built: dict[str, str] = {}
+    texts = {path: path.read_text() for path in paths}
+    found = {match.group(1) for text in texts.values() for match in MARKER.finditer(text)}
+    missing = [name for name in BLOCKS if name not in found]
+    if missing:
+        raise SystemExit("no <!-- BEGIN name --> ... <!-- END name --> block for "
+                         + ", ".join(missing) + " in " + ", ".join(map(_shown, paths)))
+    return {path: (text, render(text, built)) for path, text in texts.items()}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--check", action="store_true", help="only report whether README.md is up to date")
+    p.add_argument("--check", action="store_true", help="only report whether README.md and docs/*.md are up to date")
     args = p.parse_args(argv)
-    current = README.read_text()
-    fresh = render(current)
+    stale = []
+    for path, (current, fresh) in render_all().items():
+        if fresh == current:
+            continue
+        stale.append(_shown(path))
+        if not args.check:
+            path.write_text(fresh)
+            print(f"rewrote {_shown(path)}")
     if args.check:
-        if fresh != current:
-            print("README.md is out of date: run `python -m bench.readme_tables`")
+        if stale:
+            print(", ".join(stale) + " out of date: run `python -m bench.readme_tables`")
             return 1
-        print("README.md is up to date")
-        return 0
-    README.write_text(fresh)
-    print(f"rewrote {README}")
+        print("README.md and docs/*.md are up to date")
+    elif not stale:
+        print("README.md and docs/*.md were already up to date")
     return 0
 
 

@@ -205,12 +205,32 @@ def test_card_results_are_reused_only_for_the_same_data(tmp_path):
 
 
 def test_readme_tables_match_their_sources():
-    """README's measured tables are generated (bench/readme_tables.py), never typed: the
-    committed README must equal what the generator makes from the cards and bench/ files."""
+    """The measured tables of README.md and docs/*.md are generated (bench/readme_tables.py),
+    never typed: every committed file must equal what the generator makes from the cards and
+    bench/results/ files."""
     from bench import readme_tables
 
-    current = readme_tables.README.read_text()
-    assert readme_tables.render(current) == current, "run `python -m bench.readme_tables`"
+    documents = readme_tables.render_all()
+    assert readme_tables.README in documents and len(documents) > 1  # README.md and docs/*.md
+    for path, (current, fresh) in documents.items():
+        assert fresh == current, f"{path.name}: run `python -m bench.readme_tables`"
+
+
+def test_readme_tables_render_blocks_in_any_document_and_each_block_somewhere(tmp_path, monkeypatch):
+    from bench import readme_tables
+
+    monkeypatch.setattr(readme_tables, "BLOCKS", {"a": lambda: "| A |", "b": lambda: "| B |"})
+    readme, doc = tmp_path / "README.md", tmp_path / "doc.md"
+    readme.write_text("x\n<!-- BEGIN a -->\nold\n<!-- END a -->\ny\n")
+    doc.write_text("<!-- BEGIN b -->\n<!-- END b -->\n<!-- BEGIN a -->old<!-- END a -->\n")
+    out = readme_tables.render_all([readme, doc])
+    assert out[readme][1] == "x\n<!-- BEGIN a -->\n| A |\n<!-- END a -->\ny\n"
+    assert out[doc][1] == "<!-- BEGIN b -->\n| B |\n<!-- END b -->\n<!-- BEGIN a -->\n| A |\n<!-- END a -->\n"
+    with pytest.raises(SystemExit, match="block for b"):
+        readme_tables.render_all([readme])
+    doc.write_text("<!-- BEGIN b -->\n<!-- END b -->\n<!-- BEGIN c -->\n<!-- END c -->\n")
+    with pytest.raises(SystemExit, match="unknown generated block"):
+        readme_tables.render_all([readme, doc])
 
 
 def test_readme_shipped_table_lists_every_measured_row():

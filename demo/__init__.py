@@ -4,8 +4,13 @@
     app = demo.build_app(checkpoints_dir="checkpoints")   # gr.Blocks, not launched
     demo.launch(app)                                       # 127.0.0.1:7860 by default
 
-Modules: `imageio` (safe decoding of uploads), `faces` (Haar face detection, framing,
-paste-back), `pipeline` (models, degradations, scores; no UI), `ui` (the Gradio app).
+Modules, lowest first (the demo imports `hub_models` only, never `train` or `bench`):
+`catalogue` (which models exist, their display names and measured scores, loading),
+`imageio` (safe decoding of uploads), `degradation` (the low-resolution modes),
+`framing` (face or whole image; faces are `hub_models.faces`), `results` (what a run
+returns, scoring), `whole` (mode "none": the whole photo, tiled), `pipeline` (running a
+model, comparing all), `handlers` (what the buttons do), `ui` (the page, one function per
+tab), `screenshot` (a headless-Chromium picture of the page).
 """
 
 from __future__ import annotations

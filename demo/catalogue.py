@@ -5,13 +5,12 @@ measured, and a cache of the loaded ones.
     zoo.default_model()           # the best measured checkpoint (from the cards' eval_results.json)
     zoo.get("rafsr-x4", 4)        # loaded, eval mode, cached
 
-Display names come from the model classes (`display_name` if a class sets one, else its
-class name); nothing here lists architectures by hand.
+Display names and scales come from each architecture's `capabilities` (hub_models.registry);
+nothing here lists architectures by hand.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import math
@@ -19,6 +18,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -38,9 +38,16 @@ class DemoError(ValueError):
     """A request the demo cannot carry out; the message is written for the user."""
 
 
-def display_name(cls) -> str:
-    """What the UI calls an architecture: the class's `display_name`, else its class name."""
-    return str(getattr(cls, "display_name", "") or cls.__name__)
+def display_name(arch) -> str:
+    """What the UI calls an architecture (a registry name or class): its `capabilities.display_name`."""
+    return hub_models.capabilities(arch).display_name
+
+
+@lru_cache(maxsize=None)
+def default_scales(arch: str) -> tuple[int, ...]:
+    """The scales of an architecture's default config (built on the meta device: no weights)."""
+    with torch.device("meta"):
+        return tuple(sorted(hub_models.create(arch).supported_scales))
 
 
 @dataclass(frozen=True)
@@ -89,8 +96,9 @@ class ModelEntry:
         return text
 
 
-def _param_count(folder: Path) -> int | None:
-    """Number of parameters from the safetensors header (no weights read)."""
+def checkpoint_param_count(folder: Path) -> int | None:
+    """Number of parameters stored in a checkpoint folder, from its safetensors header (no
+    weights read); None when the file is unreadable."""
     try:
         from safetensors import safe_open
 
@@ -100,18 +108,13 @@ def _param_count(folder: Path) -> int | None:
         return None
 
 
-def _scales_from_config(config: dict, cls) -> tuple[int, ...]:
-    if "scales" in config:
-        scales = config["scales"]
-    elif "scale" in config:
-        scales = [config["scale"]]
-    else:
-        params = inspect.signature(cls.__init__).parameters
-        if "scales" in params:
-            scales = params["scales"].default
-        else:
-            scales = [params["scale"].default] if "scale" in params else [4]
-    return tuple(sorted(int(s) for s in scales))
+def config_scales(config: dict, arch: str) -> tuple[int, ...]:
+    """The scales a checkpoint's config.json gives (its `capabilities.scale_key`), else the
+    default config's."""
+    value = config.get(hub_models.capabilities(arch).scale_key)
+    if value is None:
+        return default_scales(arch)
+    return tuple(sorted(int(s) for s in (value if isinstance(value, (list, tuple)) else [value])))
 
 
 def _read_json(path: Path, default):
@@ -130,6 +133,26 @@ def _card_facts(folder: Path) -> tuple[tuple, str]:
     return rows, str(recipe.get("degradation", "") if isinstance(recipe, dict) else "")
 
 
+def _paper_title_year(arch: str) -> tuple[str, str]:
+    paper = hub_models.get_class(arch).paper
+    return str(paper.get("title", "")), str(paper.get("year", ""))
+
+
+def _checkpoint_entry(name: str, folder: Path, config: dict) -> ModelEntry:
+    arch = config["architecture"]
+    scales, disp = config_scales(config, arch), display_name(arch)
+    measured, trained_on = _card_facts(folder)
+    return ModelEntry(name, f"{disp} ×{'/'.join(map(str, scales))}  ({name})", arch, scales, folder,
+                      *_paper_title_year(arch), checkpoint_param_count(folder), display=disp, measured=measured,
+                      trained_on=trained_on)
+
+
+def _untrained_entry(arch: str) -> ModelEntry:
+    scales, disp = default_scales(arch), display_name(arch)
+    return ModelEntry(f"{arch}-untrained", f"{disp} ×{'/'.join(map(str, scales))}  (untrained: random weights)",
+                      arch, scales, None, *_paper_title_year(arch), None, untrained=True, display=disp)
+
+
 class ModelZoo:
     """Shipped checkpoints (folders under ``checkpoints_dir`` holding a config.json and
     model.safetensors) plus bicubic, with an LRU cache of loaded models."""
@@ -143,39 +166,27 @@ class ModelZoo:
         self.entries: dict[str, ModelEntry] = self._scan()
 
     def _scan(self) -> dict[str, ModelEntry]:
+        """Checkpoints (sorted by name), bicubic, then every architecture without a checkpoint."""
         entries: dict[str, ModelEntry] = {}
         for name in hub_models.list_checkpoints(self.root):
             folder = self.root / name
             try:
                 config = json.loads((folder / "config.json").read_text())
                 arch = config.get("architecture")
-                cls = hub_models.MODELS[arch]
+                hub_models.get_class(arch)
             except Exception as err:  # unreadable or unknown: list it as skipped, keep going
                 self.skipped.append(f"{name} ({type(err).__name__})")
                 continue
             if name == "bicubic" or arch == "bicubic" or not (folder / "model.safetensors").is_file():
                 self.skipped.append(name)
                 continue
-            scales = _scales_from_config(config, cls)
-            disp = display_name(cls)
-            paper = getattr(cls, "paper", {}) or {}
-            measured, trained_on = _card_facts(folder)
-            entries[name] = ModelEntry(name, f"{disp} ×{'/'.join(map(str, scales))}  ({name})", arch, scales, folder,
-                                       str(paper.get("title", "")), str(paper.get("year", "")), _param_count(folder),
-                                       display=disp, measured=measured, trained_on=trained_on)
+            entries[name] = _checkpoint_entry(name, folder, config)
         entries["bicubic"] = ModelEntry("bicubic", "Bicubic interpolation (baseline, no learning)", "bicubic",
-                                        tuple(SCALES), None, "", "", 0, display="Bicubic")
+                                        tuple(SCALES), None, "", "", 0, display=display_name("bicubic"))
         trained_archs = {e.architecture for e in entries.values()}
-        for arch, cls in sorted(hub_models.MODELS.items()):
-            if arch in trained_archs:
-                continue
-            disp = display_name(cls)
-            scales = _scales_from_config({}, cls)
-            paper = getattr(cls, "paper", {}) or {}
-            entries[f"{arch}-untrained"] = ModelEntry(
-                f"{arch}-untrained", f"{disp} ×{'/'.join(map(str, scales))}  (untrained: random weights)", arch,
-                scales, None, str(paper.get("title", "")), str(paper.get("year", "")), None, untrained=True,
-                display=disp)
+        for arch in sorted(hub_models.MODELS):
+            if arch not in trained_archs:
+                entries[f"{arch}-untrained"] = _untrained_entry(arch)
         if self.skipped:
             log.warning("checkpoints not offered: %s", ", ".join(self.skipped))
         return entries
@@ -212,6 +223,14 @@ class ModelZoo:
         except KeyError:
             raise DemoError(f"Unknown model {name!r}. Available: {', '.join(self.entries)}.") from None
 
+    def check_scale(self, name: str, scale: int) -> ModelEntry:
+        """The entry of `name`, or a DemoError when it does not work at `scale`."""
+        entry = self.entry(name)
+        if int(scale) not in entry.scales:
+            raise DemoError(f"{entry.display} ({name}) works at {', '.join(f'×{v}' for v in entry.scales)} only, "
+                            f"not ×{int(scale)}. Pick one of its scales, or another model.")
+        return entry
+
     def get(self, name: str, scale: int) -> hub_models.SRModel:
         """The loaded model (eval mode), cached; bicubic is built per scale (it has no weights)."""
         entry = self.entry(name)
@@ -239,8 +258,8 @@ class ModelZoo:
         with self._lock:
             model = self._cache.get(key)
             if model is None:
-                cls = hub_models.MODELS[entry.architecture]
-                kwargs = {"scale": scale} if "scale" in inspect.signature(cls).parameters else {}
+                caps = hub_models.capabilities(entry.architecture)
+                kwargs = caps.scale_kwargs(scale) if caps.scale_key == "scale" else {}
                 with torch.random.fork_rng():
                     torch.manual_seed(0)
                     model = hub_models.create(entry.architecture, **kwargs).eval()

@@ -19,8 +19,13 @@ from pathlib import Path
 
 import gradio as gr
 
+from hub_models.images import tensor_to_rgb
+
 from . import imageio, pipeline, whole
-from .pipeline import SCALES, Degradation, DemoError, ModelZoo
+from .catalogue import SCALES, DemoError, ModelEntry, ModelZoo
+from .degradation import Degradation
+from .framing import check_framing
+from .results import UpscaleResult, scorable
 
 log = logging.getLogger("facesr.demo")
 
@@ -70,7 +75,7 @@ def score_row(label: str, sc: dict | None, ms: float | None) -> list[str]:
             fmt(sc.get("lpips"), 4), fmt(ms, 0)]
 
 
-def short_label(entry: pipeline.ModelEntry) -> str:
+def short_label(entry: ModelEntry) -> str:
     if entry.untrained:
         return f"{entry.display} (untrained)"
     return entry.display if entry.folder is None else f"{entry.display} ({entry.name})"
@@ -91,7 +96,7 @@ def make_degradation(degradation, scale, blur_kind, blur_size, noise, jpeg_quali
 
 def user_message(err: BaseException) -> tuple[str, str]:
     """(title, message) for the person, for any failure."""
-    if isinstance(err, (DemoError, imageio.ImageInputError)):
+    if isinstance(err, (DemoError, imageio.UploadError)):
         return "Cannot process this image", str(err)
     log.exception("unexpected error in the demo")
     return "Error", (f"Something went wrong while processing this image ({type(err).__name__}). The demo is still "
@@ -163,9 +168,7 @@ class Handlers:
     def _upscale(self, image, model, degradation, scale, framing, paste_back, blur_kind, blur_size, noise,
                  jpeg_quality, seed, progress):
         deg = make_degradation(degradation, scale, blur_kind, blur_size, noise, jpeg_quality, seed)
-        name, framing = str(model or self.default_model), str(framing or "auto")
-        if framing not in pipeline.FRAMINGS:
-            raise DemoError(f"Unknown framing {framing!r}; choose one of: {', '.join(pipeline.FRAMINGS)}.")
+        name, framing = str(model or self.default_model), check_framing(str(framing or "auto"))
         loaded = imageio.load_image(image)
         if deg.mode == "none":
             progress(0, desc="Timing the model on this machine")
@@ -185,7 +188,7 @@ class Handlers:
             res = pipeline.run_upscale(self.zoo, loaded.rgb, name, deg, framing=framing, paste=bool(paste_back))
         yield self._upscale_outputs(res, deg, image, loaded.notes)
 
-    def _upscale_outputs(self, res: pipeline.UpscaleResult, deg: Degradation, image, load_notes: list[str]):
+    def _upscale_outputs(self, res: UpscaleResult, deg: Degradation, image, load_notes: list[str]):
         notes = load_notes + res.notes
         if deg.mode == "real-world" and not self.zoo.trained_for("real-world") and res.model.folder is not None:
             notes.append("No shipped model was trained on real-world degradation yet (all were trained on bicubic).")
@@ -239,7 +242,7 @@ class Handlers:
             progress((i, max(n, 1)), desc=f"Running {label}" if label != "done" else "Done", unit="models")
 
         prep, rows = pipeline.run_compare(zoo, loaded.rgb, deg, framing=str(framing or "auto"), progress=tick)
-        lr8 = imageio.to_uint8(prep.lr)
+        lr8 = tensor_to_rgb(prep.lr)
         out_size = (lr8.shape[1] * deg.scale, lr8.shape[0] * deg.scale)
         gallery = [(imageio.nearest_upscale(lr8, out_size), f"Input {lr8.shape[1]}×{lr8.shape[0]} ({deg.describe()})")]
         table = []
@@ -252,13 +255,13 @@ class Handlers:
             gallery.append((r.sr, cap))
             table.append(score_row(label, r.scores, r.time_ms) + [""])
         if prep.hr is not None:
-            gallery.append((imageio.to_uint8(prep.hr), "Original (ground truth)"))
+            gallery.append((tensor_to_rgb(prep.hr), "Original (ground truth)"))
         ran = sum(r.sr is not None for r in rows)
         status = f"Compared {ran} model(s) on {deg.describe()}."
         skipped = [r for r in rows if r.sr is None]
         if skipped:
             status += f" {len(skipped)} skipped (see the table)."
-        if not pipeline.scorable(prep.hr):
+        if not scorable(prep.hr):
             status += " No scores: " + ("no ground truth in this mode." if prep.hr is None else "image too small.")
         notes = loaded.notes + prep.framed.notes
         if deg.mode == "real-world":

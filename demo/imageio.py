@@ -3,7 +3,7 @@
 Every upload goes through :func:`load_image`, which decodes the file itself (the Gradio
 component hands over only the path), so that whatever arrives -- RGBA, greyscale,
 palette, 16-bit, float TIFF, CMYK, EXIF-rotated, animated, truncated, enormous, or not an
-image at all -- either becomes a plain uint8 RGB array or raises :class:`ImageInputError`
+image at all -- either becomes a plain uint8 RGB array or raises :class:`UploadError`
 with a message meant for a person.  Nothing here imports Gradio.
 """
 
@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from hub_models import ImageInputError
 
 #: uploads above this many pixels are refused before they are decoded: PIL's
 #: decompression-bomb limit (~179 MP); anything smaller is decoded and scaled down
@@ -30,8 +31,9 @@ MIN_SIDE = 4
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
-class ImageInputError(ValueError):
-    """An upload that cannot be used; the message is written for the person who sent it."""
+class UploadError(ImageInputError):
+    """An upload that cannot be used: the library's ImageInputError whose message is written
+    for the person who sent it (and names no server path), so the page may show it as is."""
 
 
 @dataclass
@@ -47,43 +49,43 @@ def _mb(n: int) -> str:
 
 
 def load_image(path: str | os.PathLike | None, max_pixels: int = MAX_PIXELS, max_side: int = MAX_SIDE) -> LoadedImage:
-    """Decode an uploaded file into uint8 RGB, or raise ImageInputError saying why not."""
+    """Decode an uploaded file into uint8 RGB, or raise UploadError saying why not."""
     if path is None or str(path) == "":
-        raise ImageInputError("Please upload an image first (or click one of the examples).")
+        raise UploadError("Please upload an image first (or click one of the examples).")
     path = Path(path)
     if not path.is_file():
-        raise ImageInputError("The uploaded file could not be found on the server; please upload it again.")
+        raise UploadError("The uploaded file could not be found on the server; please upload it again.")
     size = path.stat().st_size
     if size == 0:
-        raise ImageInputError("The uploaded file is empty.")
+        raise UploadError("The uploaded file is empty.")
     if size > MAX_FILE_BYTES:
-        raise ImageInputError(f"The file is {_mb(size)}; the demo accepts files up to {_mb(MAX_FILE_BYTES)}.")
+        raise UploadError(f"The file is {_mb(size)}; the demo accepts files up to {_mb(MAX_FILE_BYTES)}.")
     notes: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(path)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageInputError(
+            raise UploadError(
                 f"This image is far too large (over {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, the "
                 "decompression-bomb limit that protects the server); please scale it down first."
             ) from None
         except UnidentifiedImageError:
-            raise ImageInputError(
+            raise UploadError(
                 "This file is not an image the demo can read. Please upload a PNG, JPEG, WebP, BMP, "
                 "TIFF or GIF picture."
             ) from None
         except OSError as err:
-            raise ImageInputError(f"The file could not be opened as an image ({_short(err)}).") from None
+            raise UploadError(f"The file could not be opened as an image ({_short(err)}).") from None
         with im:
             w, h = im.size
             if w * h > max_pixels:
-                raise ImageInputError(
+                raise UploadError(
                     f"This image is {w}×{h} pixels ({w * h / 1e6:.1f} megapixels), above the {max_pixels / 1e6:.0f}-"
                     "megapixel decompression-bomb limit that protects the server. Please scale it down first."
                 )
             if min(w, h) < MIN_SIDE:
-                raise ImageInputError(f"This image is only {w}×{h} pixels; it needs at least {MIN_SIDE} pixels on each side.")
+                raise UploadError(f"This image is only {w}×{h} pixels; it needs at least {MIN_SIDE} pixels on each side.")
             fmt = im.format or ""
             stored_size = (w, h)
             if getattr(im, "n_frames", 1) > 1:
@@ -94,9 +96,9 @@ def load_image(path: str | os.PathLike | None, max_pixels: int = MAX_PIXELS, max
             try:
                 im.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                raise ImageInputError("This image is far too large to decode.") from None
+                raise UploadError("This image is far too large to decode.") from None
             except (OSError, SyntaxError, ValueError) as err:
-                raise ImageInputError(f"The image file is damaged or truncated ({_short(err)}).") from None
+                raise UploadError(f"The image file is damaged or truncated ({_short(err)}).") from None
             try:
                 orientation = im.getexif().get(0x0112, 1)
                 if orientation not in (1, None):
@@ -151,25 +153,13 @@ def _to_rgb8(im: Image.Image, notes: list[str]) -> np.ndarray:
     try:
         out = im.convert("RGB")
     except (ValueError, OSError) as err:
-        raise ImageInputError(f"Images in the {mode} colour mode are not supported ({_short(err)}).") from None
+        raise UploadError(f"Images in the {mode} colour mode are not supported ({_short(err)}).") from None
     return np.asarray(out)
 
 
 # ---------------------------------------------------------------------------------------
-# conversions
+# showing and saving (tensor <-> array: hub_models.images.rgb_to_tensor / tensor_to_rgb)
 # ---------------------------------------------------------------------------------------
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """float (1, 3, H, W) or (3, H, W) in [0, 1] -> uint8 (H, W, 3), rounded."""
-    if x.dim() == 4:
-        x = x[0]
-    return (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 def nearest_upscale(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Enlarge with nearest-neighbour to (width, height): shows the LR pixels as blocks."""
     return np.asarray(Image.fromarray(rgb).resize(size, Image.NEAREST))

@@ -1,5 +1,6 @@
-"""The Gradio app: the layout (one function per part and per result tab) and its events,
-with the `/upscale` and `/compare_all` API endpoints; the handlers are `demo.handlers`.
+"""The Gradio app: one function per part of the page and per result tab, each building its
+components and wiring its events (the `/upscale` and `/compare_all` API endpoints among
+them); what the events do is `demo.handlers`.
 
 `build_app(checkpoints_dir=None)` returns the Blocks; `launch(app)` starts it the safe way
 (127.0.0.1, no share link, queue with concurrency 1, upload size limit, no analytics,
@@ -17,9 +18,14 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from . import faces, pipeline, whole  # noqa: E402
+from hub_models import faces  # noqa: E402
+
+from . import whole  # noqa: E402
+from .catalogue import SCALES, ModelZoo  # noqa: E402
+from .degradation import BLUR_CHOICES, DEGRADATIONS  # noqa: E402
+from .framing import FRAMINGS  # noqa: E402
 from .handlers import COMPARE_HEADERS, TABLE_HEADERS, Handlers, degradation_note  # noqa: E402
-from .pipeline import DEGRADATIONS, FRAMINGS, SCALES, ModelZoo  # noqa: E402
+from .results import PROTOCOL_NOTE  # noqa: E402
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 MAX_FILE_SIZE = "50mb"
@@ -59,8 +65,12 @@ def upload_image(**kwargs) -> gr.Image:
 
 
 # ---------------------------------------------------------------------------------------
-# layout: one function per part of the page
+# the page: header, inputs (left), results with one function per tab (right), about
 # ---------------------------------------------------------------------------------------
+PRIVATE = {"queue": False, "api_visibility": "private"}  # small UI updates: no queue, not in the API
+SINGLE_MODEL_TABS = ("pair", "slider", "photo")  # the tabs /upscale fills (with the score table)
+
+
 def _checkpoint_note(zoo: ModelZoo) -> str:
     if zoo.trained:
         return ""
@@ -86,109 +96,164 @@ def _header(zoo: ModelZoo) -> None:
         gr.Markdown(note, elem_id="checkpoint-note")
 
 
-def _inputs(h: Handlers) -> types.SimpleNamespace:
-    """The left column: upload, model, low-resolution mode, scale, settings, buttons."""
+def _inputs(app: gr.Blocks, h: Handlers) -> types.SimpleNamespace:
+    """The left column (upload, examples, model, low-resolution mode, scale, settings, buttons)
+    and its own events: the model and the mode narrow the scale and explain themselves."""
     zoo, default_model = h.zoo, h.default_model
     default_scales = list(zoo.entry(default_model).scales)
-    ns = types.SimpleNamespace()
-    ns.degradation = gr.Radio([(v, k) for k, v in DEGRADATIONS.items()], value="none", label="Low-resolution input",
-                              info="Is your image already low-resolution, or should the demo make it so?",
-                              render=False)
-    ns.image = upload_image(label="Face or photo", type="filepath", image_mode=None, format="png",
-                            sources=["upload", "clipboard"], height=300, elem_id="input-image", elem_classes="result-img")
-    ns.examples_slot = gr.Column()
-    ns.model = gr.Dropdown([(e.label, e.name) for e in zoo.entries.values()], value=default_model, label="Model",
-                           info="The default is the best measured checkpoint (its card's PSNR-Y gain over bicubic).",
-                           interactive=True, elem_id="model")
-    ns.model_info = gr.Markdown(zoo.entry(default_model).describe())
-    ns.degradation.render()
-    ns.degradation_note = gr.Markdown(degradation_note(zoo, "none"), elem_id="degradation-note")
+    ins = types.SimpleNamespace()
+    ins.degradation = gr.Radio([(v, k) for k, v in DEGRADATIONS.items()], value="none", label="Low-resolution input",
+                               info="Is your image already low-resolution, or should the demo make it so?",
+                               render=False)
+    ins.image = upload_image(label="Face or photo", type="filepath", image_mode=None, format="png",
+                             sources=["upload", "clipboard"], height=300, elem_id="input-image", elem_classes="result-img")
+    examples_slot = gr.Column()
+    ins.model = gr.Dropdown([(e.label, e.name) for e in zoo.entries.values()], value=default_model, label="Model",
+                            info="The default is the best measured checkpoint (its card's PSNR-Y gain over bicubic).",
+                            interactive=True, elem_id="model")
+    ins.model_info = gr.Markdown(zoo.entry(default_model).describe())
+    ins.degradation.render()
+    ins.degradation_note = gr.Markdown(degradation_note(zoo, "none"), elem_id="degradation-note")
     # every scale is valid server-side (API calls); the page narrows the choices to the model's
-    ns.scale = gr.Radio([(f"×{s}", s) for s in SCALES], value=4 if 4 in default_scales else default_scales[0],
-                        label="Upscale by", info="Only the scales the chosen model was trained for are offered.",
-                        elem_id="scale")
-    with gr.Accordion("Real-world degradation settings", open=False, visible=False) as ns.rw_box:
+    ins.scale = gr.Radio([(f"×{s}", s) for s in SCALES], value=4 if 4 in default_scales else default_scales[0],
+                         label="Upscale by", info="Only the scales the chosen model was trained for are offered.",
+                         elem_id="scale")
+    with gr.Accordion("Real-world degradation settings", open=False, visible=False) as ins.rw_box:
         with gr.Row():
-            ns.blur_kind = gr.Dropdown(list(pipeline.BLUR_KINDS), value="gaussian", label="Blur")
-            ns.blur_size = gr.Slider(1, 15, value=3, step=2, label="Blur size (px, odd)")
-        ns.noise = gr.Slider(0, 50, value=5, step=0.5, label="Noise σ (0–255 scale)")
-        ns.jpeg_quality = gr.Slider(10, 100, value=75, step=1, label="JPEG quality")
-        ns.seed = gr.Number(0, precision=0, minimum=0, label="Noise seed")
+            ins.blur_kind = gr.Dropdown(list(BLUR_CHOICES), value="gaussian", label="Blur")
+            ins.blur_size = gr.Slider(1, 15, value=3, step=2, label="Blur size (px, odd)")
+        ins.noise = gr.Slider(0, 50, value=5, step=0.5, label="Noise σ (0–255 scale)")
+        ins.jpeg_quality = gr.Slider(10, 100, value=75, step=1, label="JPEG quality")
+        ins.seed = gr.Number(0, precision=0, minimum=0, label="Noise seed")
         gr.Markdown("blur → downscale by the scale above → Gaussian noise → JPEG (AGRNet eq. 28).")
     with gr.Accordion("Face framing", open=False):
-        ns.framing = gr.Radio([(v, k) for k, v in FRAMINGS.items()], value="auto", label="Framing",
-                              info="The models are trained on 128×128 face crops. When the demo makes the "
-                                   "low-resolution input, the face in a larger photo is found with OpenCV's "
-                                   "frontal-face Haar cascade and cropped square. When the image already is "
-                                   "low-resolution, the whole image is upscaled; “Always look for a face” then "
-                                   "upscales every face with the model and the rest with bicubic.")
-        ns.paste_back = gr.Checkbox(True, label="Paste the result back into the photo",
-                                    info="Shown in the “In the photo” tab when a face was cropped.")
+        ins.framing = gr.Radio([(v, k) for k, v in FRAMINGS.items()], value="auto", label="Framing",
+                               info="The models are trained on 128×128 face crops. When the demo makes the "
+                                    "low-resolution input, the face in a larger photo is found with OpenCV's "
+                                    "frontal-face Haar cascade and cropped square. When the image already is "
+                                    "low-resolution, the whole image is upscaled; “Always look for a face” then "
+                                    "upscales every face with the model and the rest with bicubic.")
+        ins.paste_back = gr.Checkbox(True, label="Paste the result back into the photo",
+                                     info="Shown in the “In the photo” tab when a face was cropped.")
     with gr.Row():
-        ns.run_btn = gr.Button("Upscale", variant="primary", elem_id="run")
-        ns.compare_btn = gr.Button("Compare all models", variant="secondary", elem_id="compare")
-    return ns
+        ins.run_btn = gr.Button("Upscale", variant="primary", elem_id="run")
+        ins.compare_btn = gr.Button("Compare all models", variant="secondary", elem_id="compare")
+    with examples_slot:
+        ins.examples = _examples(ins)
+    ins.model.change(h.on_model, [ins.model, ins.scale], [ins.scale, ins.model_info], **PRIVATE)
+    app.load(h.on_model, [ins.model, ins.scale], [ins.scale, ins.model_info], **PRIVATE)
+    ins.degradation.change(h.on_degradation, ins.degradation, [ins.rw_box, ins.scale, ins.degradation_note],
+                           **PRIVATE)
+    return ins
 
 
-def _result_image(label: str, height: int = 300) -> gr.Image:
+def _examples(ins: types.SimpleNamespace) -> gr.Examples:
+    return gr.Examples(
+        examples=[[str(EXAMPLES_DIR / "lowres_32px_201608.png"), "none"],
+                  [str(EXAMPLES_DIR / "celeba_201606.jpg"), "bicubic"],
+                  [str(EXAMPLES_DIR / "celeba_201631.jpg"), "real-world"],
+                  [str(EXAMPLES_DIR / "celeba_201612.jpg"), "bicubic"],
+                  [str(EXAMPLES_DIR / "photo_480x320_201625.jpg"), "bicubic"]],
+        inputs=[ins.image, ins.degradation], label="Examples (CelebA test faces; click one to run it)",
+        example_labels=["Tiny 32 px face ×4", "Face, bicubic", "Face, real-world", "Face with glasses",
+                        "Photo (face is detected)"],
+        examples_per_page=5)
+
+
+def _result_image(label: str, height: int = 300, **kwargs) -> gr.Image:
     return gr.Image(label=label, format="png", interactive=False, height=height, elem_classes="result-img",
-                    buttons=["download", "fullscreen"])
+                    buttons=["download", "fullscreen"], **kwargs)
 
 
-def _pair_tab(out: types.SimpleNamespace) -> gr.Tab:
+def _on_select(tab: gr.Tab, tab_id: str, out: types.SimpleNamespace) -> None:
+    """Remember the open tab; the single-model score table shows under the single-model tabs only."""
+    tab.select(lambda: (tab_id, gr.Dataframe(visible=tab_id != "compare")), outputs=[out.tab_state, out.table],
+               **PRIVATE)
+
+
+def _pair_tab(out: types.SimpleNamespace) -> None:
     with gr.Tab("Side by side", id="pair") as tab:
         with gr.Row():
             out.lr_img = _result_image("Low-res input")
-            out.sr_img = gr.Image(label="Super-resolved", format="png", interactive=False, height=300,
-                                  elem_classes="result-img", elem_id="result", buttons=["download", "fullscreen"])
+            out.sr_img = _result_image("Super-resolved", elem_id="result")
             out.hr_img = _result_image("Original")
-    return tab
+    _on_select(tab, "pair", out)
 
 
-def _slider_tab(out: types.SimpleNamespace) -> gr.Tab:
+def _slider_tab(out: types.SimpleNamespace) -> None:
     with gr.Tab("Slider", id="slider") as tab:
         out.slider = gr.ImageSlider(label="Low-res input ⟷ super-resolved (drag)", format="png", interactive=False,
                                     max_height=520)
-    return tab
+    _on_select(tab, "slider", out)
 
 
-def _photo_tab(out: types.SimpleNamespace) -> gr.Tab:
+def _photo_tab(out: types.SimpleNamespace) -> None:
     with gr.Tab("In the photo", id="photo") as tab:
         out.photo_img = _result_image("Result pasted into the photo", height=420)
-    return tab
+    _on_select(tab, "photo", out)
 
 
-def _compare_tab(out: types.SimpleNamespace) -> gr.Tab:
+def _compare_tab(h: Handlers, ins: types.SimpleNamespace, out: types.SimpleNamespace) -> None:
+    """Every model on the same input; "Compare all models" opens it and fills it (/compare_all)."""
     with gr.Tab("Compare all", id="compare") as tab:
-        out.gallery = gr.Gallery(label="Every model on the same input", format="png", columns=3, height="auto",
-                                 object_fit="contain", interactive=False, elem_id="compare-gallery")
-        out.compare_table = gr.Dataframe(headers=COMPARE_HEADERS, interactive=False, wrap=True,
-                                         label="Scores and run time", elem_id="compare-table", max_height=900,
-                                         column_widths=["23%", "10%", "11%", "11%", "11%", "9%", "25%"])
-    return tab
+        gallery = gr.Gallery(label="Every model on the same input", format="png", columns=3, height="auto",
+                             object_fit="contain", interactive=False, elem_id="compare-gallery")
+        table = gr.Dataframe(headers=COMPARE_HEADERS, interactive=False, wrap=True, label="Scores and run time",
+                             elem_id="compare-table", max_height=900,
+                             column_widths=["23%", "10%", "11%", "11%", "11%", "9%", "25%"])
+    _on_select(tab, "compare", out)
+    inputs = [ins.image, ins.degradation, ins.scale, ins.framing, ins.blur_kind, ins.blur_size, ins.noise,
+              ins.jpeg_quality, ins.seed]
+    outputs = [gallery, table, out.status]
+    ins.compare_btn.click(lambda: (gr.Tabs(selected="compare"), "compare", gr.Dataframe(visible=False)), None,
+                          [out.tabs, out.tab_state, out.table], **PRIVATE).then(
+        h.compare_all, inputs, outputs, api_name="compare_all", concurrency_id="sr").failure(
+        h.on_compare_failure, None, outputs, **PRIVATE)
 
 
-def _outputs() -> types.SimpleNamespace:
-    """The right column: status line, the four result tabs, scores, downloads."""
-    out = types.SimpleNamespace()
+def _upscale_events(h: Handlers, ins: types.SimpleNamespace, out: types.SimpleNamespace) -> None:
+    """Upscale (the /upscale endpoint) and a click on an example fill the single-model tabs,
+    the score table, the details and the downloads, then show the last single-model tab."""
+    inputs = [ins.image, ins.model, ins.degradation, ins.scale, ins.framing, ins.paste_back, ins.blur_kind,
+              ins.blur_size, ins.noise, ins.jpeg_quality, ins.seed]
+    outputs = [out.lr_img, out.sr_img, out.hr_img, out.slider, out.table, out.scores, out.photo_img, out.files,
+               out.status]
+
+    def show_result(current):
+        tab_id = current if current in SINGLE_MODEL_TABS else "pair"
+        return gr.Tabs(selected=tab_id), tab_id, gr.Dataframe(visible=True)
+
+    for trigger, api in ((ins.run_btn.click, {"api_name": "upscale"}),
+                         (ins.examples.load_input_event.then, {"api_visibility": "private"})):
+        run = trigger(h.upscale, inputs, outputs, concurrency_id="sr", **api)
+        run.success(show_result, out.tab_state, [out.tabs, out.tab_state, out.table], **PRIVATE)
+        run.failure(h.on_upscale_failure, None, outputs, **PRIVATE)
+
+
+def _results(h: Handlers, ins: types.SimpleNamespace) -> None:
+    """The right column: status line, the four result tabs, scores, details, downloads."""
+    out = types.SimpleNamespace(tab_state=gr.State("pair"))
     out.status = gr.Markdown("Pick an example or upload an image, then press **Upscale**.", elem_id="status",
                              label="Status")
-    with gr.Tabs(selected="pair") as out.tabs:
-        out.tab_ids = {"pair": _pair_tab(out), "slider": _slider_tab(out), "photo": _photo_tab(out),
-                       "compare": _compare_tab(out)}
-    out.table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, elem_id="score-table",
+    out.table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, elem_id="score-table", render=False,
                              label="Scores: model vs bicubic on the same input (PSNR in dB; ↑ higher is better, "
                                    "↓ lower is better)", column_widths=["34%", "14%", "13%", "14%", "12%", "13%"])
+    with gr.Tabs(selected="pair") as out.tabs:
+        _pair_tab(out)
+        _slider_tab(out)
+        _photo_tab(out)
+        _compare_tab(h, ins, out)
+    out.table.render()
     out.files = gr.File(label="Download (PNG: result, low-res input, photo)", file_count="multiple", interactive=False)
     with gr.Accordion("Details (JSON)", open=False):
         out.scores = gr.JSON(label="Run details and scores")
-    return out
+    _upscale_events(h, ins, out)
 
 
 def _about() -> None:
     with gr.Accordion("About the scores, the face detector and the examples", open=False):
         gr.Markdown(
-            f"- **Scores**: {pipeline.PROTOCOL_NOTE}. They compare the result with the original image, so they "
+            f"- **Scores**: {PROTOCOL_NOTE}. They compare the result with the original image, so they "
             "exist only when the low-resolution input was made from your image.\n"
             "- **Bicubic row**: plain bicubic upscaling of the very same low-resolution input, the baseline.\n"
             "- **Large images**: the whole-image mode estimates the time first and reduces the input only when the "
@@ -199,57 +264,6 @@ def _about() -> None:
             "- **Privacy**: uploads stay on this machine, in Gradio's temporary cache (cleared after at most 2 h).")
 
 
-def _examples(ins: types.SimpleNamespace) -> gr.Examples:
-    with ins.examples_slot:
-        return gr.Examples(
-            examples=[[str(EXAMPLES_DIR / "lowres_32px_201608.png"), "none"],
-                      [str(EXAMPLES_DIR / "celeba_201606.jpg"), "bicubic"],
-                      [str(EXAMPLES_DIR / "celeba_201631.jpg"), "real-world"],
-                      [str(EXAMPLES_DIR / "celeba_201612.jpg"), "bicubic"],
-                      [str(EXAMPLES_DIR / "photo_480x320_201625.jpg"), "bicubic"]],
-            inputs=[ins.image, ins.degradation], label="Examples (CelebA test faces; click one to run it)",
-            example_labels=["Tiny 32 px face ×4", "Face, bicubic", "Face, real-world", "Face with glasses",
-                            "Photo (face is detected)"],
-            examples_per_page=5)
-
-
-def _wire(app: gr.Blocks, h: Handlers, ins, out, examples: gr.Examples) -> None:
-    """Connect the events: tabs, model and mode choices, Upscale, Compare all, examples."""
-    tab_state = gr.State("pair")
-    private = {"queue": False, "api_visibility": "private"}
-    for tid, tab in out.tab_ids.items():  # the single-model table belongs to the single-model tabs
-        tab.select(lambda _id=tid: (_id, gr.Dataframe(visible=_id != "compare")), outputs=[tab_state, out.table],
-                   **private)
-    ins.model.change(h.on_model, [ins.model, ins.scale], [ins.scale, ins.model_info], **private)
-    app.load(h.on_model, [ins.model, ins.scale], [ins.scale, ins.model_info], **private)
-    ins.degradation.change(h.on_degradation, ins.degradation, [ins.rw_box, ins.scale, ins.degradation_note], **private)
-
-    up_inputs = [ins.image, ins.model, ins.degradation, ins.scale, ins.framing, ins.paste_back, ins.blur_kind,
-                 ins.blur_size, ins.noise, ins.jpeg_quality, ins.seed]
-    up_outputs = [out.lr_img, out.sr_img, out.hr_img, out.slider, out.table, out.scores, out.photo_img, out.files,
-                  out.status]
-    cmp_inputs = [ins.image, ins.degradation, ins.scale, ins.framing, ins.blur_kind, ins.blur_size, ins.noise,
-                  ins.jpeg_quality, ins.seed]
-    cmp_outputs = [out.gallery, out.compare_table, out.status]
-
-    def pick_tab(current):
-        tid = current if current in ("pair", "slider", "photo") else "pair"
-        return gr.Tabs(selected=tid), tid, gr.Dataframe(visible=True)
-
-    for trigger, api in ((ins.run_btn.click, {"api_name": "upscale"}),
-                         (examples.load_input_event.then, {"api_visibility": "private"})):
-        run = trigger(h.upscale, up_inputs, up_outputs, concurrency_id="sr", **api)
-        run.success(pick_tab, tab_state, [out.tabs, tab_state, out.table], **private)
-        run.failure(h.on_upscale_failure, None, up_outputs, **private)
-    ins.compare_btn.click(lambda: (gr.Tabs(selected="compare"), "compare", gr.Dataframe(visible=False)), None,
-                          [out.tabs, tab_state, out.table], **private).then(
-        h.compare_all, cmp_inputs, cmp_outputs, api_name="compare_all", concurrency_id="sr").failure(
-        h.on_compare_failure, None, cmp_outputs, **private)
-
-
-# ---------------------------------------------------------------------------------------
-# the app
-# ---------------------------------------------------------------------------------------
 def build_app(checkpoints_dir: str | os.PathLike | None = None, zoo: ModelZoo | None = None) -> gr.Blocks:
     """The demo as a `gr.Blocks` (not launched). `checkpoints_dir` defaults to the
     repository's checkpoints/ (or $FACESR_CHECKPOINTS)."""
@@ -259,11 +273,10 @@ def build_app(checkpoints_dir: str | os.PathLike | None = None, zoo: ModelZoo | 
         _header(h.zoo)
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=340):
-                ins = _inputs(h)
+                ins = _inputs(app, h)
             with gr.Column(scale=6, min_width=420):
-                out = _outputs()
+                _results(h, ins)
         _about()
-        _wire(app, h, ins, out, _examples(ins))
     app.zoo = h.zoo  # for tests and tools
     return app
 

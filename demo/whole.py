@@ -10,7 +10,6 @@ estimate exceeds MAX_SECONDS, and the note then names the command for the full s
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import threading
@@ -21,10 +20,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import faces
-from .catalogue import DemoError, ModelZoo, describe_output
-from .imageio import nearest_upscale, to_tensor, to_uint8
-from .pipeline import Degradation, Framed, UpscaleResult
+from hub_models import faces
+from hub_models.images import rgb_to_tensor, tensor_to_rgb
+from hub_models.tiling import default_overlap, plan_tiles
+
+from .catalogue import ModelZoo, describe_output
+from .degradation import Degradation
+from .framing import Framed
+from .imageio import nearest_upscale
+from .results import UpscaleResult
 
 #: a whole-image upscale whose estimated time exceeds this (seconds) is scaled down
 MAX_SECONDS = float(os.environ.get("FACESR_MAX_SECONDS", 180))
@@ -36,40 +40,26 @@ _RATES_LOCK = threading.Lock()
 Progress = Callable[[int, int], None]
 
 
-def _accepts_progress(fn) -> bool:
-    try:
-        return "progress" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def upscale_tensor(model, x: torch.Tensor, scale: int, progress: Progress | None = None) -> torch.Tensor:
-    """`model.upscale(x, scale)` (tiled by the library), reporting tiles to `progress` when it can."""
+    """`model.upscale(x, scale)` (tiled by the library), reporting tiles to `progress`."""
     with torch.inference_mode():
-        if progress is not None and _accepts_progress(model.upscale):
-            return model.upscale(x, scale, progress=progress)
-        return model.upscale(x, scale)
+        return model.upscale(x, scale, progress=progress)
 
 
 def tile_overhead(model, scale: int, h: int, w: int) -> float:
     """LR pixels the model computes per pixel of an h x w input: >1 where `upscale` tiles it
-    (tiles overlap); 1 for an untiled run or a library without tiling."""
-    tile = int(getattr(model, "tile_size", 0) or 0)
+    (tiles overlap); 1 for an untiled run."""
+    tile = int(model.tile_size)
     if not tile or max(h, w) <= tile:
         return 1.0
-    try:
-        from hub_models.tiling import default_overlap, plan_tiles
-
-        plan = plan_tiles(h, w, tile, default_overlap(model, tile, scale))
-    except Exception:  # an older library: no tiling, no overhead
-        return 1.0
+    plan = plan_tiles(h, w, tile, default_overlap(model, tile, scale))
     return plan.count * plan.tile_h * plan.tile_w / (h * w)
 
 
 def calibration_side(model, h: int, w: int) -> int:
     """Side of the patch timed for an estimate: one tile as `upscale` will run it (attention
     costs grow faster than the pixels), or the whole image where it is smaller."""
-    tile = int(getattr(model, "tile_size", 0) or 0) or MAX_CALIBRATION_SIDE
+    tile = int(model.tile_size) or MAX_CALIBRATION_SIDE
     return max(8, min(tile, max(h, w), MAX_CALIBRATION_SIDE))
 
 
@@ -130,11 +120,8 @@ class WholePlan:
 def plan_whole(zoo: ModelZoo, photo: np.ndarray, model: str, scale: int, faces_only: bool = False,
                max_seconds: float | None = None, source: str = "photo.png") -> WholePlan:
     """Estimate the run and cap the input only where it would take longer than `max_seconds`."""
-    entry = zoo.entry(model)
     s = int(scale)
-    if s not in entry.scales:
-        raise DemoError(f"{entry.display} ({model}) works at {', '.join(f'×{v}' for v in entry.scales)} only, "
-                        f"not ×{s}. Pick one of its scales, or another model.")
+    zoo.check_scale(model, s)
     budget = MAX_SECONDS if max_seconds is None else float(max_seconds)
     h, w = photo.shape[:2]
     model_obj = zoo.get(model, s)
@@ -156,15 +143,9 @@ def plan_whole(zoo: ModelZoo, photo: np.ndarray, model: str, scale: int, faces_o
 
 def _upscale_faces(zoo: ModelZoo, plan: WholePlan, progress: Progress | None):
     """Every face with the model, the rest bicubic (the library's `hub_models.faces`)."""
-    try:
-        from hub_models.faces import upscale_faces
-    except ImportError:
-        raise DemoError("Upscaling only the faces needs hub_models.faces, which this installation lacks; "
-                        "choose “Use the whole image” framing instead.") from None
     model = zoo.get(plan.model, plan.scale)
-    kwargs = {"progress": progress} if progress is not None and _accepts_progress(upscale_faces) else {}
     with torch.inference_mode():
-        out, boxes = upscale_faces(plan.lr, model, plan.scale, **kwargs)
+        out, boxes = faces.upscale_faces(plan.lr, model, plan.scale, progress=progress)
     return np.asarray(out, dtype=np.uint8), list(boxes)
 
 
@@ -179,7 +160,7 @@ def run_whole(zoo: ModelZoo, plan: WholePlan, progress: Progress | None = None) 
                      if boxes else "No face was found (the detector looks for upright, frontal faces); the whole "
                                    "photo was upscaled with bicubic.")
     else:
-        sr8 = to_uint8(upscale_tensor(zoo.get(plan.model, plan.scale), to_tensor(plan.lr), plan.scale, progress))
+        sr8 = tensor_to_rgb(upscale_tensor(zoo.get(plan.model, plan.scale), rgb_to_tensor(plan.lr), plan.scale, progress))
     ms = (time.perf_counter() - t0) * 1000.0
     if not plan.faces_only:
         record_run(plan, ms / 1000.0)

@@ -72,7 +72,7 @@ def upload_and_run(browser, path: Path) -> None:
 
 def test_two_face_photo_is_upscaled_x4_whole_in_the_default_mode(page, tmp_path):
     browser, app, _ = page
-    from demo import faces
+    from hub_models import faces
 
     photo = two_face_photo(tmp_path / "two_faces.jpg")
     assert len(faces.detect_faces(np.asarray(Image.open(photo).convert("RGB")))) == 2

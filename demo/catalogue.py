@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 import hub_models
+from hub_models.metrics import format_metric
 from hub_models.registry import CHECKPOINT_DIR
 
 log = logging.getLogger("facesr.demo")
@@ -89,8 +90,9 @@ class ModelEntry:
         rows = [r for r in self.measured if "psnr_y" in r.get("model", {})]
         if rows:
             r = rows[0]
-            text += (f" Measured on {r['dataset']} ×{r['scale']}: PSNR-Y {r['model']['psnr_y']:.2f} dB "
-                     f"(bicubic {r['bicubic']['psnr_y']:.2f}), LPIPS {r['model'].get('lpips', float('nan')):.3f}.")
+            text += (f" Measured on {r['dataset']} ×{r['scale']}: PSNR-Y {format_metric('psnr_y', r['model']['psnr_y'])} dB "
+                     f"(bicubic {format_metric('psnr_y', r['bicubic']['psnr_y'])}), "
+                     f"LPIPS {format_metric('lpips', r['model'].get('lpips'), digits=3)}.")
         if self.trained_on:
             text += f" Trained on {self.trained_on.replace('_', '-')} degradation."
         return text

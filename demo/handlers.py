@@ -25,12 +25,12 @@ from . import imageio, pipeline, whole
 from .catalogue import SCALES, DemoError, ModelEntry, ModelZoo
 from .degradation import Degradation
 from .framing import check_framing
-from .results import UpscaleResult, scorable
+from .results import MISSING, SCORE_METRICS, UpscaleResult, metric_header, metric_text, scorable
 
 log = logging.getLogger("facesr.demo")
 
-TABLE_HEADERS = ["Method", "PSNR-Y ↑", "SSIM-Y ↑", "PSNR-RGB ↑", "LPIPS ↓", "Time (ms)"]
-COMPARE_HEADERS = ["Model", "PSNR-Y ↑", "SSIM-Y ↑", "PSNR-RGB ↑", "LPIPS ↓", "Time (ms)", "Note"]
+TABLE_HEADERS = ["Method", *map(metric_header, SCORE_METRICS), "Time (ms)"]
+COMPARE_HEADERS = ["Model", *map(metric_header, SCORE_METRICS), "Time (ms)", "Note"]
 #: outputs of /upscale and /compare_all, in order (on_failure clears the same)
 N_UPSCALE_OUTPUTS = 9
 
@@ -61,18 +61,10 @@ def stem(path: str | None) -> str:
     return s or "image"
 
 
-def fmt(v: float | None, digits: int) -> str:
-    if v is None:
-        return "–"
-    if v == float("inf"):
-        return "∞"
-    return f"{v:.{digits}f}"
-
-
 def score_row(label: str, sc: dict | None, ms: float | None) -> list[str]:
+    """A table row: the label, each of SCORE_METRICS, the run time in ms."""
     sc = sc or {}
-    return [label, fmt(sc.get("psnr_y"), 2), fmt(sc.get("ssim_y"), 4), fmt(sc.get("psnr_rgb"), 2),
-            fmt(sc.get("lpips"), 4), fmt(ms, 0)]
+    return [label, *(metric_text(m, sc.get(m)) for m in SCORE_METRICS), MISSING if ms is None else f"{ms:.0f}"]
 
 
 def short_label(entry: ModelEntry) -> str:
@@ -211,7 +203,8 @@ class Handlers:
                   f"in {res.times_ms[res.model.name]:.0f} ms.")
         if res.scores:
             sc = res.scores[res.model.name]
-            status += f" PSNR-Y {fmt(sc['psnr_y'], 2)} dB, SSIM {fmt(sc['ssim_y'], 3)}, LPIPS {fmt(sc['lpips'], 3)}."
+            status += (f" PSNR-Y {metric_text('psnr_y', sc['psnr_y'])} dB, SSIM {metric_text('ssim_y', sc['ssim_y'], digits=3)}, "
+                       f"LPIPS {metric_text('lpips', sc['lpips'], digits=3)}.")
         if notes:
             status += "\n\n" + "\n".join(f"- {n}" for n in notes)
         return (res.lr_display, res.sr, res.hr, (res.lr_display, res.sr), table, res.summary(),
@@ -249,9 +242,9 @@ class Handlers:
         for r in rows:
             label = short_label(zoo.entries[r.name])
             if r.sr is None:
-                table.append([label, "–", "–", "–", "–", "–", f"skipped: {r.skipped}"])
+                table.append([label, *[MISSING] * (len(SCORE_METRICS) + 1), f"skipped: {r.skipped}"])
                 continue
-            cap = label + (f" · {fmt(r.scores['psnr_y'], 2)} dB" if r.scores else "") + f" · {r.time_ms:.0f} ms"
+            cap = label + (f" · {metric_text('psnr_y', r.scores['psnr_y'])} dB" if r.scores else "") + f" · {r.time_ms:.0f} ms"
             gallery.append((r.sr, cap))
             table.append(score_row(label, r.scores, r.time_ms) + [""])
         if prep.hr is not None:

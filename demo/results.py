@@ -1,5 +1,6 @@
-"""What a run gives back (`UpscaleResult`, `CompareRow`) and how it is scored against the
-original: the face SR papers' DIC protocol, through `hub_models.metrics`."""
+"""What a run gives back (`UpscaleResult`, `CompareRow`), how it is scored against the
+original (the face SR papers' DIC protocol, through `hub_models.metrics`) and how the
+scores are written (the library's `MetricSpec`s)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,26 @@ from .framing import Framed
 PROTOCOL = "dic"
 PROTOCOL_NOTE = "PSNR/SSIM on the Y channel (BT.601) with an 8-pixel border crop (DIC protocol); LPIPS AlexNet v0.1 on RGB"
 MIN_SCORED_SIDE = 24  # 8-px crop on both sides + the 7x7 SSIM window
+#: the score columns of the demo's tables, in order (their specs: hub_models.metrics.METRICS)
+SCORE_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "lpips")
+#: a table cell without a value
+MISSING = "–"
+
+
+def metric_header(name: str) -> str:
+    """A score column's title: the metric's label and whether higher or lower is better."""
+    spec = metrics.METRICS[name]
+    return f"{spec.label} {'↑' if spec.higher_is_better else '↓'}"
+
+
+def metric_text(name: str, value: float | None, **kwargs) -> str:
+    """A score as the page shows it: `metrics.format_metric` (the spec's digits, or `digits=`),
+    "–" without a value, "∞" for the PSNR of a result identical to the original."""
+    if value is None or value != value:
+        return MISSING
+    if value == math.inf:
+        return "∞"
+    return metrics.format_metric(name, value, **kwargs)
 
 
 def score(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> dict[str, float]:

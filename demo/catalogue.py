@@ -155,6 +155,22 @@ def _untrained_entry(arch: str) -> ModelEntry:
                       arch, scales, None, *_paper_title_year(arch), None, untrained=True, display=disp)
 
 
+def _load(entry: ModelEntry) -> hub_models.SRModel:
+    try:
+        return hub_models.load(str(entry.folder)).eval()
+    except Exception as err:
+        raise DemoError(f"The checkpoint {entry.name!r} could not be loaded: {err}") from None
+
+
+def _random_weights(arch: str, scale: int) -> hub_models.SRModel:
+    """The architecture's default config (at `scale` where it takes one), random weights from seed 0."""
+    caps = hub_models.capabilities(arch)
+    kwargs = caps.scale_kwargs(scale) if caps.scale_key == "scale" else {}
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return hub_models.create(arch, **kwargs).eval()
+
+
 class ModelZoo:
     """Shipped checkpoints (folders under ``checkpoints_dir`` holding a config.json and
     model.safetensors) plus bicubic, with an LRU cache of loaded models."""
@@ -235,39 +251,23 @@ class ModelZoo:
 
     def get(self, name: str, scale: int) -> hub_models.SRModel:
         """The loaded model (eval mode), cached; bicubic is built per scale (it has no weights)."""
-        entry = self.entry(name)
+        entry, scale = self.entry(name), int(scale)
         if entry.untrained:
-            return self._untrained(entry, int(scale))
+            return self._cached(f"{name}@x{scale}", lambda: _random_weights(entry.architecture, scale))
         if entry.folder is None:
-            return hub_models.create("bicubic", scale=int(scale)).eval()
-        with self._lock:
-            model = self._cache.get(name)
-            if model is not None:
-                self._cache.move_to_end(name)
-                return model
-            try:
-                model = hub_models.load(str(entry.folder)).eval()
-            except Exception as err:
-                raise DemoError(f"The checkpoint {name!r} could not be loaded: {err}") from None
-            self._cache[name] = model
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-            return model
+            return hub_models.create("bicubic", scale=scale).eval()
+        return self._cached(name, lambda: _load(entry))
 
-    def _untrained(self, entry: ModelEntry, scale: int) -> hub_models.SRModel:
-        """The architecture's default config at `scale`, random weights from a fixed seed."""
-        key = f"{entry.name}@x{scale}"
+    def _cached(self, key: str, build) -> hub_models.SRModel:
+        """The model under `key`, built on first use; the least recently used beyond cache_size go."""
         with self._lock:
             model = self._cache.get(key)
-            if model is None:
-                caps = hub_models.capabilities(entry.architecture)
-                kwargs = caps.scale_kwargs(scale) if caps.scale_key == "scale" else {}
-                with torch.random.fork_rng():
-                    torch.manual_seed(0)
-                    model = hub_models.create(entry.architecture, **kwargs).eval()
-                self._cache[key] = model
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+            if model is not None:
+                self._cache.move_to_end(key)
+                return model
+            model = self._cache[key] = build()
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
             return model
 
     def cached(self) -> list[str]:

@@ -24,6 +24,7 @@ from torch import nn
 from .card import MODEL_CARD_TEMPLATE, build_card, card_context, weights_terms
 from .hub import CheckpointMismatchError, StrictHubMixin, load_state_strict  # noqa: F401 (re-exported)
 from .images import RANGE_HINT, as_image_batch, pad_to_multiple
+from .paper import Decision, Paper, with_decisions
 from .registry import Capabilities
 
 REPO_URL = "https://github.com/facesr-hub/facesr-hub"
@@ -163,12 +164,13 @@ class SRModel(
     pre_upsampled = _FromCapabilities()
     #: the network input's height and width must be multiples of this (from `capabilities`)
     input_multiple = _FromCapabilities()
-    #: bibliographic record of the paper: title, authors, venue, year, seed file, url
-    paper: ClassVar[dict[str, Any]] = {}
+    #: bibliographic record of the paper: title, authors, venue, year, url, seed file
+    paper: ClassVar[Paper]
     #: the paper's own figures, quoted (never ours): dicts with dataset, scale, psnr_y, ssim_y, note
+    #: (`hub_models.paper.quoted` builds them)
     paper_results: ClassVar[list[dict[str, Any]]] = []
-    #: open decisions, as (paper says, we do) pairs, rendered into the card
-    decisions: ClassVar[list[tuple[str, str]]] = []
+    #: open decisions (paper says, we do, why): rendered into the class docstring and the card
+    decisions: ClassVar[list[Decision]] = []
     #: a tiny config (few channels/blocks) for fast tests and smoke runs
     test_config: ClassVar[dict[str, Any]] = {}
     #: config changes that give other scales than the default config's (README model table;
@@ -176,6 +178,12 @@ class SRModel(
     other_scale_configs: ClassVar[list[dict[str, Any]]] = []
     #: GAN generators name their discriminator class here (a `Discriminator` subclass)
     discriminator_cls: ClassVar[type | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        """Append the class's own `decisions`, rendered, to its docstring ("Paper says / we do")."""
+        super().__init_subclass__(**kwargs)
+        if "decisions" in cls.__dict__:
+            cls.__doc__ = with_decisions(cls.__dict__.get("__doc__"), cls.decisions)
 
     # -- scales -------------------------------------------------------------------------
     @property
@@ -188,6 +196,15 @@ class SRModel(
     def default_scale(self) -> int:
         """`scale` for one-scale models, the largest of `scales` for multi-scale ones."""
         return max(self.supported_scales)
+
+    @classmethod
+    def checked_scale(cls, scale: int) -> int:
+        """`scale` for a config when the architecture can be configured for it (`capabilities.scales`)."""
+        scales = cls.capabilities.scales
+        if scale not in scales:
+            listed = ", ".join(map(str, scales[:-1])) + f" or {scales[-1]}" if len(scales) > 1 else str(scales[0])
+            raise ValueError(f"{cls.capabilities.display_name} supports scale {listed}, got {scale}")
+        return int(scale)
 
     def _resolve_scale(self, scale: int | None) -> int:
         if scale is None:

@@ -19,16 +19,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from torch import nn  # models are `hub_models.base.SRModel`s; base imports this module, not the reverse
 
 from .metrics import METRICS, format_metric
 
 from .training_record import card_lines, gan_dropped
 
-if TYPE_CHECKING:
-    from .base import SRModel
 
 #: the data sets this project knows, by the names its records use (not Hub dataset ids)
 DATASETS = {
@@ -92,7 +91,7 @@ sr = model.upscale(lr)                       # lr: (N,3,h,w) float in [0,1] -> (
 """
 
 
-def metrics_table(model: "SRModel", eval_results: list[dict] | None) -> str:
+def metrics_table(model: nn.Module, eval_results: list[dict] | None) -> str:
     """Markdown table of our measured rows, bicubic measured the same way, and the paper."""
     lines = []
     metrics = list(METRICS)
@@ -130,7 +129,7 @@ def metrics_table(model: "SRModel", eval_results: list[dict] | None) -> str:
     return "\n".join(lines) + ("\n\n" + "\n\n".join(notes) if notes else "")
 
 
-def model_index(model: "SRModel", eval_results: list[dict] | None) -> list[EvalResult]:
+def model_index(model: nn.Module, eval_results: list[dict] | None) -> list[EvalResult]:
     results = []
     for row in eval_results or []:
         for metric, value in row["model"].items():
@@ -266,17 +265,10 @@ def training_section(training: dict | None) -> str:
     return "\n".join(lines)
 
 
-def card_context(model: "SRModel", eval_results: list[dict] | None = None, training: dict | None = None,
+def card_context(model: nn.Module, eval_results: list[dict] | None = None, training: dict | None = None,
                  name: str | None = None, examples: dict | list | None = None, weights_note: str | None = None) -> dict:
     """Everything the card template needs besides `card_data`; `examples`: the example images'
     paths in the folder ({path: PNG bytes or None}); `weights_note`: said first (changed weights)."""
-    paper = model.paper
-    authors = paper.get("authors", "")
-    paper_line = f"{paper.get('title', 'n/a')}" + (f" — {authors}" if authors else "")
-    if paper.get("venue") or paper.get("year"):
-        paper_line += f" ({paper.get('venue', '')} {paper.get('year', '')})".replace("( ", "(").replace(" )", ")")
-    if paper.get("url"):
-        paper_line += f", {paper['url']}"
     doc = (type(model).__doc__ or "").strip().split("\n\n")[0]
     decisions = ["| paper says | we do |", "|---|---|"] + [
         f"| {said.replace('|', '/')} | {done.replace('|', '/')} |" for said, done in model.decisions
@@ -291,7 +283,7 @@ def card_context(model: "SRModel", eval_results: list[dict] | None = None, train
     return {
         "title": name or f"{type(model).__name__} (x{'/x'.join(map(str, model.supported_scales))})",
         "summary": summary,
-        "paper_line": paper_line,
+        "paper_line": model.paper.citation(),
         "architecture": model.architecture,
         "class_name": type(model).__name__,
         "num_params": f"{num_params / 1e6:.3f} M",
@@ -313,7 +305,7 @@ def card_context(model: "SRModel", eval_results: list[dict] | None = None, train
     }
 
 
-def build_card(model: "SRModel", **context: Any) -> ModelCard:
+def build_card(model: nn.Module, **context: Any) -> ModelCard:
     """Render the card for `model`; `context` is what `card_context` returned."""
     info = model._hub_mixin_info
     training = context.pop("_training", None) or {}

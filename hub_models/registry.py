@@ -15,12 +15,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from torch import nn
 
 from .hub import MODEL_FILES, looks_local, missing_path_error
-
-if TYPE_CHECKING:
-    from .base import SRModel
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,8 @@ class Capabilities:
         return {"scales": scales}
 
 
-MODELS: dict[str, type[SRModel]] = {}
+#: name -> `hub_models.base.SRModel` subclass (base is not imported here: it imports this module)
+MODELS: dict[str, type[nn.Module]] = {}
 
 _BUNDLED = Path(__file__).resolve().parent / "_checkpoints"  # only in a built wheel (pyproject.toml)
 CHECKPOINT_DIR = Path(os.environ.get("FACESR_CHECKPOINTS") or
@@ -63,7 +62,7 @@ CHECKPOINT_DIR = Path(os.environ.get("FACESR_CHECKPOINTS") or
 def register(name: str):
     """Class decorator: record `cls` under `name` and set `cls.architecture`."""
 
-    def wrap(cls: type[SRModel]) -> type[SRModel]:
+    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
         if name in MODELS and MODELS[name] is not cls:
             raise ValueError(f"architecture name {name!r} registered twice")
         if not isinstance(cls.__dict__.get("capabilities"), Capabilities):
@@ -77,7 +76,7 @@ def register(name: str):
     return wrap
 
 
-def get_class(name: str) -> type[SRModel]:
+def get_class(name: str) -> type[nn.Module]:
     try:
         return MODELS[name]
     except KeyError:
@@ -95,7 +94,7 @@ def capabilities(model_or_name) -> Capabilities:
     return caps
 
 
-def create(name: str, **kwargs) -> SRModel:
+def create(name: str, **kwargs) -> nn.Module:
     """A fresh (untrained) model of architecture `name` with config `kwargs`."""
     return get_class(name)(**kwargs)
 
@@ -108,7 +107,7 @@ def list_checkpoints(root: Path | str | None = None) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file())
 
 
-def _load_folder(folder: Path, map_location: str) -> SRModel:
+def _load_folder(folder: Path, map_location: str) -> nn.Module:
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(
@@ -133,7 +132,7 @@ def _load_folder(folder: Path, map_location: str) -> SRModel:
 _BICUBIC_NAME = re.compile(r"^bicubic(?:-x(\d+))?$")
 
 
-def load(name_or_path: str | os.PathLike, map_location: str = "cpu") -> SRModel:
+def load(name_or_path: str | os.PathLike, map_location: str = "cpu") -> nn.Module:
     """A ready model in eval mode from a saved folder, a shipped checkpoint name
     (`checkpoints/<name>/`), "bicubic"/"bicubic-x8", or a Hub repo id (online only)."""
     text = str(name_or_path)
@@ -161,7 +160,7 @@ def _what_exists() -> str:
     )
 
 
-def _load_hub(repo_id: str, map_location: str) -> SRModel:
+def _load_hub(repo_id: str, map_location: str) -> nn.Module:
     from huggingface_hub import snapshot_download
 
     try:

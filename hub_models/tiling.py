@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from .base import SRModel
 
 Progress = Callable[[int, int], None]
 
@@ -76,7 +73,7 @@ def plan_tiles(h: int, w: int, tile: int, overlap: int, margin: int | None = Non
     return TilePlan(_starts(h, th, step, align), _starts(w, tw, step, align), th, tw, overlap, margin)
 
 
-def receptive_radius(model: "SRModel", scale: int | None = None) -> int:
+def receptive_radius(model: nn.Module, scale: int | None = None) -> int:
     """Upper bound of the receptive radius in LR pixels: how far from an output pixel
     (mapped to LR) an input pixel can change it through convolutions and bicubic
     pre-upsampling. Sums every conv's reach at the resolution it runs at (measured with

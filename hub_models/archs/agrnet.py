@@ -22,13 +22,11 @@ from torch import nn
 
 from ..base import Discriminator, SRModel
 from .blocks import GAM, MetaAconC, ScaledConv, conv
+from ..paper import Decision, Paper, quoted
 from ..registry import Capabilities, register
 
-PAPER = {
-    "title": "Face Super-resolution Reconstruction based on Adaptive Global Residual Network",
-    "authors": "J. Li, Y. Zhang",
-    "seed": "003_b41b434daadd14b3.txt",
-}
+PAPER = Paper("Face Super-resolution Reconstruction based on Adaptive Global Residual Network", "J. Li, Y. Zhang",
+              seed="003_b41b434daadd14b3.txt")
 
 NUM_LEVELS = 3  # DSM and USM each hold 3 units (Sec. 3.1): 128 -> 16 px and back
 
@@ -95,25 +93,25 @@ def _build_generator(model: nn.Module, widths: list[int], num_units: int, gam_re
 
 
 _COMMON_DECISIONS = [
-    ("residual branch: BN, meta-ACON-C and a conv in the full pre-activation order (Sec. 3.2.2, Fig. 2); "
-     "number of stages not stated",
-     "two stages BN -> meta-ACON-C -> 3x3 conv, as He et al.'s full pre-activation block and SPARNet's unit; "
-     "no BN after the last conv"),
-    ("attention branch: GAM, then 'an additional convolutional layer' and sigmoid (Sec. 3.2.1); "
-     "kernel and output channels not stated",
-     "GAM -> 3x3 conv C -> C -> sigmoid: a per-element map, multiplied element-wise with f (eq. 18)"),
-    ("GAM reduction r not given (the GAM paper uses 4)",
-     "r = 8 (`gam_reduction`), fixed by Table 5's +0.65 M per ARU (see widths)"),
-    ("meta-ACON-C with channel-wise beta, W1 W2 of reduction 16 (Sec. 2.2.3)",
-     "the same (`acon_reduction` 16); 1x1 convs with bias instead of BN after W1/W2 (blocks.MetaAconC)"),
-    ("DARU/UARU: the residual branch uses a scaled conv (stride 2 / conv plus nearest upsampling) and "
-     "the skip is a scaled conv F_sc (eq. 19, Fig. 9); where in the branch is not stated",
-     "DARU: stride 2 on the second conv; UARU: nearest x2 then conv on the first (SPARNet's placement); "
-     "skip: the same kind of 3x3 scaled conv"),
-    ("USConv: 'a normal convolution layer plus an upsampling layer' (order not stated)",
-     "nearest x2 first, then the 3x3 conv (blocks.ScaledConv, as SPARNet)"),
-    ("Fig. 7 / Sec. 3.1 describe a plain chain head conv -> DSM -> FEM -> USM -> tail conv",
-     "no global residual and no skips from the down to the up path (none is described)"),
+    Decision("residual branch: BN, meta-ACON-C and a conv in the full pre-activation order (Sec. 3.2.2, Fig. 2); "
+             "number of stages not stated",
+             "two stages BN -> meta-ACON-C -> 3x3 conv, as He et al.'s full pre-activation block and SPARNet's unit; "
+             "no BN after the last conv"),
+    Decision("attention branch: GAM, then 'an additional convolutional layer' and sigmoid (Sec. 3.2.1); "
+             "kernel and output channels not stated",
+             "GAM -> 3x3 conv C -> C -> sigmoid: a per-element map, multiplied element-wise with f (eq. 18)"),
+    Decision("GAM reduction r not given (the GAM paper uses 4)",
+             "r = 8 (`gam_reduction`), fixed by Table 5's +0.65 M per ARU (see widths)"),
+    Decision("meta-ACON-C with channel-wise beta, W1 W2 of reduction 16 (Sec. 2.2.3)",
+             "the same (`acon_reduction` 16); 1x1 convs with bias instead of BN after W1/W2 (blocks.MetaAconC)"),
+    Decision("DARU/UARU: the residual branch uses a scaled conv (stride 2 / conv plus nearest upsampling) and "
+             "the skip is a scaled conv F_sc (eq. 19, Fig. 9); where in the branch is not stated",
+             "DARU: stride 2 on the second conv; UARU: nearest x2 then conv on the first (SPARNet's placement); "
+             "skip: the same kind of 3x3 scaled conv"),
+    Decision("USConv: 'a normal convolution layer plus an upsampling layer' (order not stated)",
+             "nearest x2 first, then the 3x3 conv (blocks.ScaledConv, as SPARNet)"),
+    Decision("Fig. 7 / Sec. 3.1 describe a plain chain head conv -> DSM -> FEM -> USM -> tail conv",
+             "no global residual and no skips from the down to the up path (none is described)"),
 ]
 
 
@@ -126,20 +124,6 @@ class AGRNet(SRModel):
     of attention residual units on the bicubic pre-upsampled LR: 3x3 conv, 3 down units
     (128 -> 16 px), 10 attention residual units (x + sigmoid(GAM-attention(f)) * f, f a
     pre-activation residual branch with meta-ACON-C), 3 up units (16 -> 128 px), 3x3 conv.
-
-    Paper says / we do:
-    - widths: not given; Table 5 gives 12.68 M parameters at 10 ARUs and +0.65 M per ARU.
-      The per-ARU slope fixes the FEM unit: 128 channels with GAM r = 8 gives 0.653 M.
-      The other 6.15 M sit in the 6 scaled units: SPARNet's widths (32-64-128) give 9.30 M,
-      128 everywhere 11.35 M; the simplest monotone choice that meets 12.68 M is 160 channels
-      at 128 and 64 px and 128 at 32 and 16 px (`widths` [160, 160, 128, 128]): 12.680 M.
-    - residual branch: two full pre-activation stages BN -> meta-ACON-C -> 3x3 conv.
-    - attention branch: GAM -> 3x3 conv (C -> C) -> sigmoid, element-wise map.
-    - GAM reduction r: 8 (Table 5); meta-ACON-C reduction 16 (paper).
-    - DARU: stride 2 on the second conv; UARU: nearest x2 + conv on the first (SPARNet);
-      skip: the same kind of 3x3 scaled conv (eq. 19).
-    - no global residual, no skips between the down and up paths (none is described).
-    - loss L2, Adam 2e-4, betas (0.9, 0.99), batch 64: the paper's (train/recipes.py).
     """
 
     capabilities = Capabilities("AGRNet", scales=(4, 8), scale_key="scale", pre_upsampled=True,
@@ -147,20 +131,16 @@ class AGRNet(SRModel):
     # meta-ACON pools over the tile; no trained weights to measure a tile size on yet (x8: 256 px network input)
     tile_size, tile_overlap = 32, 8
     paper = PAPER
-    paper_results = [
-        {"dataset": "Helen test (50)", "scale": 8, "method": "AGRNet", "psnr_y": 27.54, "ssim_y": 0.8352},
-        {"dataset": "Helen test (50)", "scale": 8, "method": "DIC", "psnr_y": 26.42, "ssim_y": 0.7694},
-        {"dataset": "Helen test (50)", "scale": 8, "method": "SPARNet", "psnr_y": 26.59, "ssim_y": 0.7716},
-        {"dataset": "Helen test (50)", "scale": 8, "method": "SFMNet", "psnr_y": 26.86, "ssim_y": 0.7987},
-    ]
+    paper_results = quoted("Helen test (50)", [(8, "AGRNet", 27.54, 0.8352), (8, "DIC", 26.42, 0.7694),
+                                               (8, "SPARNet", 26.59, 0.7716), (8, "SFMNet", 26.86, 0.7987)])
     decisions = [
-        ("widths not given; Table 5: 12.68 M parameters at 10 ARUs, 13.33 M at 11 (+0.65 M per ARU)",
-         "FEM width 128 with GAM r = 8 gives 0.653 M per ARU; the remaining 6.15 M must sit in the 6 "
-         "scaled units (SPARNet's 32-64-128 widths give 9.30 M, 128 everywhere 11.35 M), so the simplest "
-         "monotone choice: 160 channels at 128 and 64 px, 128 at 32 and 16 px (`widths` [160, 160, 128, 128]) "
-         "= 12,679,679 parameters, +653,392 per ARU"),
+        Decision("widths not given; Table 5: 12.68 M parameters at 10 ARUs, 13.33 M at 11 (+0.65 M per ARU)",
+                 "FEM width 128 with GAM r = 8 gives 0.653 M per ARU; the remaining 6.15 M must sit in the 6 "
+                 "scaled units (SPARNet's 32-64-128 widths give 9.30 M, 128 everywhere 11.35 M), so the simplest "
+                 "monotone choice: 160 channels at 128 and 64 px, 128 at 32 and 16 px (`widths` [160, 160, 128, 128]) "
+                 "= 12,679,679 parameters, +653,392 per ARU"),
         *_COMMON_DECISIONS,
-        ("L2 loss, Adam lr 2e-4, betas (0.9, 0.99), batch 64 (Sec. 4.1)", "the same (train/recipes.py)"),
+        Decision("L2 loss, Adam lr 2e-4, betas (0.9, 0.99), batch 64 (Sec. 4.1)", "the same (train/recipes.py)"),
     ]
     test_config = {"widths": [8, 8, 8, 8], "num_units": 1}
     other_scale_configs = [{"scale": 4}]
@@ -213,19 +193,18 @@ class AGRNetHRDiscriminator(Discriminator):
     logit map (N,1,h,w) per scale; `return_features=True` returns (features, logits) per scale,
     features being every hidden layer's output, for the feature-matching loss (eq. 24).
 
-    How a trainer uses it (paper, eq. 20-27; `hinge_d_loss` / `generator_gan_losses` below):
+    How a trainer uses it (paper, eq. 20-27; the losses are training's, `train.gan`):
 
         fakes = G.forward_multiscale(x)          # x: LR bicubic-upsampled to the HR size
         reals = D.pyramid(hr)                    # HR resized to the same sizes
-        loss_D = D.hinge_d_loss(D(reals), D([f.detach() for f in fakes]))          # eq. 23
-        gan = D.generator_gan_losses(D(fakes, return_features=True),
-                                     D(reals, return_features=True))               # eq. 22, 24
-        loss_G = 100 * l1(fakes[-1], hr) + 1 * gan["adversarial"]
-                 + 10 * gan["feature_matching"] + 1 * vgg19_perceptual(fakes[-1], hr)  # eq. 26
+        loss_D = gan.discriminator_loss(D, fakes, reals, "hinge", multiscale=True)        # eq. 23
+        terms = gan.generator_gan_terms(D, fakes, reals, "hinge", multiscale=True)        # eq. 22, 24
+        loss_G = 100 * l1(fakes[-1], hr) + 1 * terms["adversarial"]
+                 + 10 * terms["feature_matching"] + 1 * vgg19_perceptual(fakes[-1], hr)  # eq. 26
 
-    with Adam (G 1e-4, D 4e-4, betas (0.5, 0.99)), batch 2. Paper says / we do: the paper
-    treats D_k's output as a scalar; ours is a patch map, averaged over positions in the
-    losses. Layout (SPARNet-HD's, which the paper's recipe mirrors): 64 base channels, 4
+    with Adam (G 1e-4, D 4e-4, betas (0.5, 0.99)), batch 2. The paper treats D_k's output as
+    a scalar; ours is a patch map, averaged over positions in the losses (`AGRNetHR.decisions`).
+    Layout (SPARNet-HD's, which the paper's recipe mirrors): 64 base channels, 4
     stride-2 layers, max 512 channels, LeakyReLU 0.2, spectral norm, no norm layers; for HR
     128 training (smallest image 32 px) 3 layers keep the last map at 4x4.
     """
@@ -261,24 +240,6 @@ class AGRNetHRDiscriminator(Discriminator):
         outputs = [d(image) for d, image in zip(self.discriminators, images)]
         return outputs if return_features else [logits for _, logits in outputs]
 
-    @staticmethod
-    def hinge_d_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
-        """Eq. (23): sum over scales of mean(relu(1 - D_k(HR))) + mean(relu(1 + D_k(SR)))."""
-        return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_logits, fake_logits))
-
-    @staticmethod
-    def generator_gan_losses(fake_outputs, real_outputs) -> dict[str, torch.Tensor]:
-        """Eq. (22) and (24) from `forward(..., return_features=True)` outputs:
-        adversarial = sum_k -mean(D_k(SR)); feature_matching = sum_k sum_l mean|f_l(SR) - f_l(HR)|
-        (the real features are detached)."""
-        adversarial = sum(-logits.mean() for _, logits in fake_outputs)
-        feature_matching = sum(
-            F.l1_loss(ff, rf.detach())
-            for (fake_feats, _), (real_feats, _) in zip(fake_outputs, real_outputs)
-            for ff, rf in zip(fake_feats, real_feats)
-        )
-        return {"adversarial": adversarial, "feature_matching": feature_matching}
-
 
 @register("agrnet_hr")
 class AGRNetHR(SRModel):
@@ -287,28 +248,6 @@ class AGRNetHR(SRModel):
     bicubic-upsampled to the output size; 3 down units, 10 attention residual units and 3 up
     units each emitting an image (1/4, 1/2, full size), trained as a GAN against one patch
     discriminator per image size (`AGRNetHRDiscriminator`).
-
-    Paper says / we do:
-    - input/output: the LR bicubic-upsampled to 512 (Sec. 4.2), 3 DARU to 64 px, FEM at
-      64 px, 3 UARU emitting 128/256/512 images. The network is size-preserving and fully
-      convolutional: any input whose sides are multiples of 8 works, and the images come at
-      1/4, 1/2 and 1 of it. The paper's 512 is a training choice (`hr_size`), not a weight
-      shape: train at HR 128 or 256 on smaller faces and nothing in the model changes.
-    - scale: the paper's factor is random in [4, 16] (32-128 px -> 512); `scales` [4, 8, 16]
-      lists what `upscale` accepts (it only sets the bicubic pre-upsampling); the first entry
-      (4) is the default. Add other factors to `scales` freely: the weights do not depend on it.
-    - image per up unit (how is not stated): a 3x3 conv to RGB on each UARU output with output
-      skips, image_k = up2(image_{k-1}) + rgb_k(h_k) (StyleGAN2's skip generator), so the final
-      image's L1 trains every head and the 3 images stay consistent; the last head is the
-      paper's tail conv.
-    - widths: 'more channels' than AGRNet, not given: [160, 160, 256, 256] (AGRNet's outer
-      widths, which at 512 px already dominate the cost; the two inner levels doubled).
-      `widths` is a kwarg: [64, 64, 128, 128] is a light model for HR 128 training.
-    - no spectral norm in the generator (SPARNet-HD has it; the paper says the generator is
-      unchanged from AGRNet).
-    - losses 100 L1 + 1 hinge adversarial + 10 feature matching + 1 VGG19 perceptual over the
-      3 scales (eq. 20-27), Adam G 1e-4 / D 4e-4, betas (0.5, 0.99), batch 2: see
-      `AGRNetHRDiscriminator` and train/recipes.py.
     """
 
     capabilities = Capabilities("AGRNet-HR", scales=(2, 4, 8, 16), scale_key="scales", pre_upsampled=True,
@@ -316,38 +255,37 @@ class AGRNetHR(SRModel):
     # meta-ACON pools over the tile; no trained weights to measure a tile size on yet (x4: 256 px network input)
     tile_size, tile_overlap = 64, 16
     paper = PAPER
-    paper_results = [
-        {"dataset": "CelebA-HQ test (2824), real-world degradation eq. 28, 512 px", "scale": "4-16",
-         "method": "AGRNet-HR", "lpips": 0.2633, "note": "FID 26.27 on the paper's real test set; LPIPS backbone not stated"},
-        {"dataset": "CelebA-HQ test (2824), real-world degradation eq. 28, 512 px", "scale": "4-16",
-         "method": "SwinIR", "lpips": 0.3125, "note": "FID 27.39"},
-        {"dataset": "CelebA-HQ test (2824), real-world degradation eq. 28, 512 px", "scale": "4-16",
-         "method": "MambaIR", "lpips": 0.2846, "note": "FID 26.94"},
-    ]
+    paper_results = quoted("CelebA-HQ test (2824), real-world degradation eq. 28, 512 px", [
+        ("4-16", "AGRNet-HR", 0.2633, "FID 26.27 on the paper's real test set; LPIPS backbone not stated"),
+        ("4-16", "SwinIR", 0.3125, "FID 27.39"), ("4-16", "MambaIR", 0.2846, "FID 26.94")],
+        columns=("scale", "method", "lpips", "note"))
     decisions = [
-        ("input: the degraded LR (32-128 px) bicubic-upsampled to 512; 3 DARU to 64 px; UARUs emit 128, 256, "
-         "512 px images (Sec. 3.3, 4.2)",
-         "the same network, size-preserving and fully convolutional: inputs of any multiple of 8; images at "
-         "1/4, 1/2, 1 of it. The HR size (512 in the paper) is a training choice: HR 128 or 256 needs no "
-         "change to the model"),
-        ("scale factor random in [4, 16] (32/512 to 128/512, Sec. 4.2)",
-         "`scales` [4, 8, 16] for `upscale` (it only sets the bicubic pre-upsampling), default the first (4)"),
-        ("each up unit reconstructs an image (Fig. 10); how is not stated",
-         "3x3 to-RGB conv per UARU with output skips: image_k = bilinear_up2(image_{k-1}) + rgb_k(h_k), so "
-         "the pixel loss on the final image trains every head"),
-        ("'increasing the number of channels' of AGRNet; widths not given",
-         "`widths` [160, 160, 256, 256]: AGRNet's outer widths (at 512 px they already dominate the cost), "
-         "the two inner levels doubled; [64, 64, 128, 128] is a light setting for HR 128 training"),
-        ("generator structure unchanged from AGRNet", "no spectral norm in G (SPARNet-HD has it; not stated here)"),
+        Decision("input: the degraded LR (32-128 px) bicubic-upsampled to 512; 3 DARU to 64 px; UARUs emit 128, 256, "
+                 "512 px images (Sec. 3.3, 4.2)",
+                 "the same network, size-preserving and fully convolutional: inputs of any multiple of 8; images at "
+                 "1/4, 1/2, 1 of it. The HR size (512 in the paper) is a training choice: HR 128 or 256 needs no "
+                 "change to the model", note="the recipe's `hr_size`, not a weight shape: train on smaller faces"),
+        Decision("scale factor random in [4, 16] (32/512 to 128/512, Sec. 4.2)",
+                 "`scales` [4, 8, 16] for `upscale` (it only sets the bicubic pre-upsampling), default the first (4)",
+                 note="add other factors to `scales` freely: the weights do not depend on it"),
+        Decision("each up unit reconstructs an image (Fig. 10); how is not stated",
+                 "3x3 to-RGB conv per UARU with output skips: image_k = bilinear_up2(image_{k-1}) + rgb_k(h_k), so "
+                 "the pixel loss on the final image trains every head",
+                 note="StyleGAN2's skip generator: the 3 images stay consistent; the last head is the paper's tail conv"),
+        Decision("'increasing the number of channels' of AGRNet; widths not given",
+                 "`widths` [160, 160, 256, 256]: AGRNet's outer widths (at 512 px they already dominate the cost), "
+                 "the two inner levels doubled; [64, 64, 128, 128] is a light setting for HR 128 training"),
+        Decision("generator structure unchanged from AGRNet", "no spectral norm in G (SPARNet-HD has it; not stated here)"),
         *_COMMON_DECISIONS,
-        ("3 discriminators D_1..D_3 on the 128/256/512 images vs the HR resized to each size; architecture not "
-         "stated; D_k output 'is a scalar'",
-         "AGRNetHRDiscriminator: SPARNet-HD's patch discriminator per scale (3x3 convs, 64 base channels, "
-         "4 stride-2 layers up to 512, LeakyReLU 0.2, spectral norm, no norm layers); patch maps averaged"),
-        ("L_G = 100 L1 + 1 hinge adv. + 10 feature matching + 1 VGG19 perceptual, summed over the 3 scales; "
-         "L_D = hinge (eq. 20-27)",
-         "the same, via AGRNetHRDiscriminator.hinge_d_loss / generator_gan_losses; L1 and perceptual on the "
-         "final image (eq. 20-21)"),
+        Decision("3 discriminators D_1..D_3 on the 128/256/512 images vs the HR resized to each size; architecture not "
+                 "stated; D_k output 'is a scalar'",
+                 "AGRNetHRDiscriminator: SPARNet-HD's patch discriminator per scale (3x3 convs, 64 base channels, "
+                 "4 stride-2 layers up to 512, LeakyReLU 0.2, spectral norm, no norm layers); patch maps averaged"),
+        Decision("L_G = 100 L1 + 1 hinge adv. + 10 feature matching + 1 VGG19 perceptual, summed over the 3 scales; "
+                 "L_D = hinge (eq. 20-27)",
+                 "the same, via train.gan (hinge discriminator_loss / generator_gan_terms); L1 and perceptual on the "
+                 "final image (eq. 20-21)",
+                 note="Adam G 1e-4 / D 4e-4, betas (0.5, 0.99), batch 2 (train/recipes.py)"),
     ]
     test_config = {"widths": [8, 8, 8, 8], "num_units": 1}
     other_scale_configs = [{"scales": [2, 4, 8]}]

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..base import SRModel
 from .blocks import conv
+from ..paper import Decision, Paper, adam_recipe
 from ..registry import Capabilities, register
 
 # the baselines take any integer scale (they work at HR size); these are the ones listed and tested
@@ -25,7 +26,7 @@ class Bicubic(SRModel):
     capabilities = Capabilities("Bicubic", scales=BASELINE_SCALES, scale_key="scale", pre_upsampled=True)
     other_scale_configs = ANY_SCALE_EXAMPLES
     tile_size = 512
-    paper = {"title": "Cubic convolution interpolation for digital image processing", "authors": "R. Keys", "venue": "IEEE TASSP", "year": 1981}
+    paper = Paper("Cubic convolution interpolation for digital image processing", "R. Keys", venue="IEEE TASSP", year=1981)
 
     def __init__(self, scale: int = 4):
         super().__init__()
@@ -42,20 +43,16 @@ class SRCNN(SRModel):
     """SRCNN (Dong et al., ECCV 2014 / TPAMI 2016), the 9-1-5 network: patch extraction
     (9x9, 64), non-linear mapping (1x1, 32), reconstruction (5x5, 3) on the bicubic
     pre-upsampled image.
-
-    Paper says / we do:
-    - paper: valid convolutions (output shrinks by 12 px); we: "same" padding so the
-      output keeps the input size, the usual practice of later re-implementations.
-    - paper: Y channel only; we: RGB in and out (the face papers compare on RGB models).
-    - paper: SGD with lr 1e-4 (1e-5 last layer); we: Adam 1e-4 (train/recipes.py).
     """
 
     capabilities = Capabilities("SRCNN", scales=BASELINE_SCALES, scale_key="scale", pre_upsampled=True)
-    paper = {"title": "Image Super-Resolution Using Deep Convolutional Networks", "authors": "C. Dong, C. C. Loy, K. He, X. Tang", "venue": "TPAMI", "year": 2016, "url": "https://arxiv.org/abs/1501.00092"}
+    paper = Paper("Image Super-Resolution Using Deep Convolutional Networks", "C. Dong, C. C. Loy, K. He, X. Tang",
+                  venue="TPAMI", year=2016, url="https://arxiv.org/abs/1501.00092")
     decisions = [
-        ("valid convolutions, output shrinks by 12 pixels", "'same' padding, output keeps the input size"),
-        ("Y channel only", "RGB in and out, like the face models it is compared with"),
-        ("SGD, lr 1e-4 (1e-5 on the last layer)", "Adam 1e-4 (see train/recipes.py)"),
+        Decision("valid convolutions, output shrinks by 12 pixels", "'same' padding, output keeps the input size",
+                 note="the usual practice of later re-implementations"),
+        Decision("Y channel only", "RGB in and out, like the face models it is compared with"),
+        adam_recipe("SGD, lr 1e-4 (1e-5 on the last layer)"),
     ]
     test_config = {"channels": [8, 4]}
     other_scale_configs = ANY_SCALE_EXAMPLES
@@ -82,21 +79,18 @@ class VDSR(SRModel):
     """VDSR (Kim et al., CVPR 2016): 20 3x3 conv layers of width 64 with ReLU on the
     bicubic pre-upsampled image, plus a global residual (the network learns HR - bicubic).
 
-    Paper says / we do:
-    - paper: one model for x2/x3/x4 trained on mixed scales; we: one checkpoint per scale
-      (`scale` in the config), since the face benchmarks are x4 and x8.
-    - paper: SGD lr 0.1 with gradient clipping; we: Adam 1e-4 (train/recipes.py).
-    - paper: Y channel; we: RGB.
-    - paper: He initialisation; we: the same (kaiming normal, zero biases).
+    Initialisation: He et al.'s, as in the paper (kaiming normal, zero biases).
     """
 
-    capabilities = Capabilities("VDSR", scales=BASELINE_SCALES, scale_key="scale", pre_upsampled=True)
-    paper = {"title": "Accurate Image Super-Resolution Using Very Deep Convolutional Networks", "authors": "J. Kim, J. K. Lee, K. M. Lee", "venue": "CVPR", "year": 2016, "url": "https://arxiv.org/abs/1511.04587"}
+    paper = Paper("Accurate Image Super-Resolution Using Very Deep Convolutional Networks", "J. Kim, J. K. Lee, K. M. Lee",
+                  venue="CVPR", year=2016, url="https://arxiv.org/abs/1511.04587")
     decisions = [
-        ("one model for x2/x3/x4, mixed-scale training", "one checkpoint per scale (`scale` in config)"),
-        ("SGD lr 0.1, adjustable gradient clipping", "Adam 1e-4 (see train/recipes.py)"),
-        ("Y channel only", "RGB in and out"),
+        Decision("one model for x2/x3/x4, mixed-scale training", "one checkpoint per scale (`scale` in config)",
+                 note="the face benchmarks are x4 and x8"),
+        adam_recipe("SGD lr 0.1, adjustable gradient clipping"),
+        Decision("Y channel only", "RGB in and out"),
     ]
+    capabilities = Capabilities("VDSR", scales=BASELINE_SCALES, scale_key="scale", pre_upsampled=True)
     test_config = {"num_layers": 4, "channels": 8}
     tile_size = 128  # local network: any tile is exact; 128 LR -> 512 px network input per tile
     other_scale_configs = ANY_SCALE_EXAMPLES

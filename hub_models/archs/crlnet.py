@@ -13,6 +13,7 @@ from torch import nn
 
 from ..base import Discriminator, SRModel
 from .blocks import PixelShuffleUpsampler, SelfAttention, activation, conv
+from ..paper import CHANNEL_NOT_STATED, Decision, Paper, quoted
 from ..registry import Capabilities, register
 
 
@@ -94,36 +95,6 @@ class CRLNet(SRModel):
     (eq. 11-12), alpha, beta > 0, alpha + beta < 1, values not given. The adversarial term
     is written twice and inconsistently: eq. 8 is the WGAN critic form
     min_G max_D E[D(HR)] - E[D(G(LR))], eq. 10 the standard generator loss -log D(G(LR)).
-
-    Paper says / we do:
-    - paper: attention residual blocks "in the upper and middle layers", which ones not
-      given; we: blocks 8, 10, 12, 14 (0-based, `attention_blocks`), every other block of
-      the middle-to-deep half, as SAGAN places attention in the higher-level layers; four
-      layers cost about one extra residual block each at 32x32 LR.
-    - paper: attention after "the second layer of convolution" of the block; we: after the
-      second conv's BN, before the skip is added (fresh blocks equal plain SRGAN blocks).
-    - paper: full attention, quadratic in positions; we: exact full attention by default
-      (`attention_pool=1`), computed in query chunks above a 2^26-element score matrix so
-      large LR inputs do not run out of memory (time stays quadratic: one attention layer
-      at a 128x128 LR input takes ~8 s on 2 CPU cores); `attention_pool` > 1 max-pools
-      keys/values as the SAGAN authors' code does, to trade exactness for speed.
-    - paper: kernel sizes of the shallow and reconstruction convs not given; we: SRGAN's
-      9x9 head with PReLU and 9x9 output conv, 64 channels, upsampling stages conv +
-      PixelShuffle(2) + PReLU (three for x8); 1.55 M parameters plus 5.2 k per attention
-      layer, i.e. SRGAN's ~1.5 M generator.
-    - paper: the abstract speaks of symmetric cross-layer connections, a decoder with
-      deconvolutions and (Sec. 4.1) a "fusion network"; we: follow the method section
-      (Sec. 3.1, Fig. 1a), the only architecture the paper describes layer by layer.
-    - paper: multi-task learning with facial landmarks (68, from dlib), gender and
-      expression as auxiliary tasks; we: not implemented, our training data has no such
-      labels and we do not fabricate them.
-    - paper: SRGAN discriminator whose dense layer fixes the input at 96x96; we: adaptive
-      average pooling to 4x4 before the dense 1024 layer (HR 64..256), logits out.
-    - paper: alpha, beta not given; adversarial loss WGAN (eq. 8) or -log D (eq. 10);
-      we: the trainer chooses and records it (train/recipes.py).
-    - paper: training settings contradictory (41x41 patches, batch 64, lr 1e-4 x0.1 every
-      100 iterations; elsewhere lr 0.1, 80 periods); we: the trainer's recipe, recorded.
-    - paper: PSNR/SSIM channel not stated; we: quote as given, evaluate on Y.
     """
 
     capabilities = Capabilities("CRLNet", scales=(2, 4, 8), scale_key="scale", pre_upsampled=False,
@@ -132,45 +103,42 @@ class CRLNet(SRModel):
     # 160 px LR input; 48: 62.4, 64: 63.1, 128: 56.6; bench/results/tiling_tiles.md), and is faster (attention per tile)
     tile_size, tile_overlap = 96, 24
     discriminator_cls = CRLNetDiscriminator
-    paper = {
-        "title": "The face image super-resolution algorithm based on combined representation learning",
-        "authors": "Y. Chen, V. Phonevilay, J. Tao, X. Chen, R. Xia, Q. Zhang, K. Yang, J. Xiong, J. Xie",
-        "venue": "Multimedia Tools and Applications 80",
-        "year": 2021,
-        "url": "https://doi.org/10.1007/s11042-020-09969-1",
-        "seed": "002_8271b75107d67026.txt",
-    }
-    paper_results = [
-        {"dataset": "CelebA (paper's 1000-image test split)", "scale": 4, "method": "CRLNet", "psnr_y": 30.65, "ssim_y": 0.813,
-         "note": "Table 2; channel not stated"},
-        {"dataset": "CelebA (paper's 1000-image test split)", "scale": 8, "method": "CRLNet", "psnr_y": 27.51, "ssim_y": 0.793,
-         "note": "Table 2; channel not stated"},
-        {"dataset": "CelebA (paper's 1000-image test split)", "scale": 4, "method": "bicubic", "psnr_y": 25.96, "ssim_y": 0.669,
-         "note": "Table 2"},
-        {"dataset": "CelebA (paper's 1000-image test split)", "scale": 8, "method": "bicubic", "psnr_y": 23.75, "ssim_y": 0.642,
-         "note": "Table 2"},
-    ]
+    paper = Paper("The face image super-resolution algorithm based on combined representation learning",
+                  "Y. Chen, V. Phonevilay, J. Tao, X. Chen, R. Xia, Q. Zhang, K. Yang, J. Xiong, J. Xie",
+                  venue="Multimedia Tools and Applications 80", year=2021, seed="002_8271b75107d67026.txt",
+                  url="https://doi.org/10.1007/s11042-020-09969-1")
+    paper_results = quoted("CelebA (paper's 1000-image test split)", [
+        (4, "CRLNet", 30.65, 0.813, "Table 2; channel not stated"), (8, "CRLNet", 27.51, 0.793, "Table 2; channel not stated"),
+        (4, "bicubic", 25.96, 0.669, "Table 2"), (8, "bicubic", 23.75, 0.642, "Table 2")])
     decisions = [
-        ("attention residual blocks in the 'upper and middle layers', which ones not given",
-         "blocks 8, 10, 12, 14 of 16 (0-based, attention_blocks): every other block of the middle-to-deep half"),
-        ("attention after the second conv of the residual block",
-         "after the second conv's BN, before the skip addition; gamma starts at 0, so a fresh block is the SRGAN block"),
-        ("full self-attention, quadratic in positions",
-         "exact full attention (attention_pool=1), computed in query chunks so large inputs fit in memory; "
-         "attention_pool > 1 pools keys/values (SAGAN code) for speed"),
-        ("shallow and reconstruction conv kernels not given",
-         "SRGAN's: 9x9 head + PReLU, 9x9 output conv, width 64, conv + PixelShuffle(2) + PReLU per x2 stage"),
-        ("abstract: symmetric cross-layer connections, deconvolution decoder, a 'fusion network' (Sec. 4.1)",
-         "the generator of the method section (Sec. 3.1, Fig. 1a), the only one described layer by layer"),
-        ("multi-task auxiliary heads: 68 landmarks (dlib), gender, expression",
-         "not implemented: our data has no such labels"),
-        ("SRGAN discriminator, dense layer sized for 96x96 inputs",
-         "adaptive average pool to 4x4 before dense 1024, so HR 64..256 all work; outputs logits"),
-        ("loss alpha VGG19-MSE + beta adversarial + (1-alpha-beta) L1, alpha/beta not given; "
-         "adversarial in WGAN form (eq. 8) and as -log D (eq. 10)",
-         "the trainer chooses and records weights and form (train/recipes.py)"),
-        ("training settings contradictory (41x41 patches, batch 64, lr 1e-4 or 0.1)", "the trainer's recipe, recorded in the card"),
-        ("PSNR/SSIM channel not stated", "quoted as given; our evaluation uses the Y channel"),
+        Decision("attention residual blocks in the 'upper and middle layers', which ones not given",
+                 "blocks 8, 10, 12, 14 of 16 (0-based, attention_blocks): every other block of the middle-to-deep half",
+                 note="SAGAN places attention in the higher-level layers; four layers cost about one extra residual "
+                 "block each at 32x32 LR"),
+        Decision("attention after the second conv of the residual block",
+                 "after the second conv's BN, before the skip addition; gamma starts at 0, so a fresh block is the SRGAN block"),
+        Decision("full self-attention, quadratic in positions",
+                 "exact full attention (attention_pool=1), computed in query chunks so large inputs fit in memory; "
+                 "attention_pool > 1 pools keys/values (SAGAN code) for speed",
+                 note="chunks above a 2^26-element score matrix; time stays quadratic: one attention layer at a "
+                 "128x128 LR input takes ~8 s on 2 CPU cores; pooling (max) trades exactness for speed"),
+        Decision("shallow and reconstruction conv kernels not given",
+                 "SRGAN's: 9x9 head + PReLU, 9x9 output conv, width 64, conv + PixelShuffle(2) + PReLU per x2 stage",
+                 note="three stages for x8; 1.55 M parameters plus 5.2 k per attention layer, i.e. SRGAN's ~1.5 M "
+                 "generator"),
+        Decision("abstract: symmetric cross-layer connections, deconvolution decoder, a 'fusion network' (Sec. 4.1)",
+                 "the generator of the method section (Sec. 3.1, Fig. 1a), the only one described layer by layer"),
+        Decision("multi-task auxiliary heads: 68 landmarks (dlib), gender, expression",
+                 "not implemented: our data has no such labels", note="we do not fabricate them"),
+        Decision("SRGAN discriminator, dense layer sized for 96x96 inputs",
+                 "adaptive average pool to 4x4 before dense 1024, so HR 64..256 all work; outputs logits"),
+        Decision("loss alpha VGG19-MSE + beta adversarial + (1-alpha-beta) L1, alpha/beta not given; "
+                 "adversarial in WGAN form (eq. 8) and as -log D (eq. 10)",
+                 "the trainer chooses and records weights and form (train/recipes.py)"),
+        Decision("training settings contradictory (41x41 patches, batch 64, lr 1e-4 or 0.1)",
+                 "the trainer's recipe, recorded in the card",
+                 note="lr 1e-4 x0.1 every 100 iterations in one place, lr 0.1 and 80 periods in another"),
+        CHANNEL_NOT_STATED,
     ]
     test_config = {"num_blocks": 2, "channels": 8, "attention_blocks": [1]}
     other_scale_configs = [{"scale": 2}, {"scale": 8}]

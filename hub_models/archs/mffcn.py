@@ -14,6 +14,7 @@ from torch import nn
 
 from ..base import SRModel
 from .blocks import activation, conv
+from ..paper import CHANNEL_NOT_STATED, Decision, Paper, quoted
 from ..registry import Capabilities, register
 
 
@@ -63,59 +64,39 @@ class MFFCN(SRModel):
     before its activation, texture the distance between the Gram matrices of those
     features, TV the squared neighbour differences (eq. 7); Adam lr 1e-4, betas
     (0.5, 0.999), batch 10, FERET frontal faces at 128x128.
-
-    Paper says / we do:
-    - paper: U-Net-shaped skips between layer i and layer n-i, without saying whether the
-      U-Net downsamples; we: a full-resolution stack (`downsample=False`), because (a) the
-      paper names no pooling, strided conv or deconvolution and says MFF modules "replace
-      the original convolutional layer" of the SRCNN-style pre-upsampled design it builds
-      on, where every layer keeps the HR size, (b) its 39 dB at x2 needs pixel-exact detail
-      that a stride-2 bottleneck has to carry through the skips alone, and (c) it takes any
-      input size. The pix2pix-style encoder-decoder (layers 1..n/2 stride 2, layers
-      n/2+1..n bilinear x2 upsampling before the MFF module; inputs padded to a multiple of
-      2^(n/2) inside `forward` and cropped back) is `downsample=True`.
-    - paper: layer count and width not given (Fig. 1 only); we: n = 10 MFF layers of width
-      64, each branch 64 wide: with 5x5 branches the receptive field is 41x41, the same as
-      VDSR's 20 3x3 layers (the pre-upsampled family the paper compares with); 1.98 M
-      parameters.
-    - paper: no activation named; we: ReLU after each branch and after the 1x1 mix (none
-      after the last layer's mix, which emits the residual image), no normalisation.
-    - paper: one model trained with a random down-sampling factor per sample; we: the same
-      (`scales=[2, 3, 4]`; the trainer draws the factor), one checkpoint for all three.
-    - paper: loss 10 L2 + perceptual + Gram texture + 1e-4 TV on VGG19 features; we: the
-      trainer's business (train/recipes.py records what it uses), nothing in the model.
     """
 
     capabilities = Capabilities("MFFCN", scales=(2, 3, 4, 8), scale_key="scales", pre_upsampled=True)
     tile_size = 96  # local network: any tile is exact; 96 LR -> 384 px network input per tile
-    paper = {
-        "title": "Face Super-resolution Reconstruction Based on Multi-scale Feature Fusion",
-        "authors": "S. Wu, X. Chen",
-        "seed": "001_fa836bb982ac9edb.txt",
-    }
-    paper_results = [
-        {"dataset": "FERET 128x128 (paper's 8:2 split)", "scale": 2, "method": "MFFCN", "psnr_y": 39.13, "ssim_y": 0.9736,
-         "note": "Tables 1-2; channel used for PSNR/SSIM not stated"},
-        {"dataset": "FERET 128x128 (paper's 8:2 split)", "scale": 3, "method": "MFFCN", "psnr_y": 36.37, "ssim_y": 0.9484,
-         "note": "Tables 1-2"},
-        {"dataset": "FERET 128x128 (paper's 8:2 split)", "scale": 4, "method": "MFFCN", "psnr_y": 34.45, "ssim_y": 0.9234,
-         "note": "Tables 1-2"},
-        {"dataset": "FERET 128x128 (paper's 8:2 split)", "scale": 4, "method": "bicubic", "psnr_y": 26.41, "ssim_y": 0.7860,
-         "note": "Tables 1-2"},
-    ]
+    paper = Paper("Face Super-resolution Reconstruction Based on Multi-scale Feature Fusion", "S. Wu, X. Chen",
+                  seed="001_fa836bb982ac9edb.txt")
+    paper_results = quoted("FERET 128x128 (paper's 8:2 split)", [
+        (2, "MFFCN", 39.13, 0.9736, "Tables 1-2; channel used for PSNR/SSIM not stated"),
+        (3, "MFFCN", 36.37, 0.9484, "Tables 1-2"), (4, "MFFCN", 34.45, 0.9234, "Tables 1-2"),
+        (4, "bicubic", 26.41, 0.7860, "Tables 1-2")])
     decisions = [
-        ("U-Net-shaped skips between layer i and n-i; whether the U-Net downsamples is not said",
-         "full-resolution stack (no pooling/strides named; MFF replaces the convs of an SRCNN-style pre-upsampled net; "
-         "pixel-exact detail at x2); pix2pix-style stride-2 encoder-decoder available as downsample=True"),
-        ("number of layers and width not given (Fig. 1 only)",
-         "10 MFF layers, width 64, each branch 64 wide: 41x41 receptive field like VDSR; 1.98 M parameters"),
-        ("no activation or normalisation named",
-         "ReLU after each branch and after the 1x1 mix (not after the last layer's), no normalisation"),
-        ("one model, random down-sampling factor per training sample",
-         "same: scales=[2, 3, 4], the trainer draws the factor per sample; one checkpoint for x2/x3/x4"),
-        ("loss 10 L2 + (VGG19 perceptual + Gram texture) + 1e-4 TV, Adam 1e-4 betas (0.5, 0.999), batch 10",
-         "the trainer's business (train/recipes.py); the model holds no loss"),
-        ("PSNR/SSIM channel not stated", "quoted as given; our evaluation uses the Y channel"),
+        Decision("U-Net-shaped skips between layer i and n-i; whether the U-Net downsamples is not said",
+                 "full-resolution stack (no pooling/strides named; MFF replaces the convs of an SRCNN-style "
+                 "pre-upsampled net; pixel-exact detail at x2); pix2pix-style stride-2 encoder-decoder available as "
+                 "downsample=True",
+                 note="(a) the paper names no pooling, strided conv or deconvolution and says MFF modules \"replace the "
+                 "original convolutional layer\" of the SRCNN-style design it builds on, where every layer keeps the "
+                 "HR size; (b) its 39 dB at x2 needs pixel-exact detail that a stride-2 bottleneck has to carry through "
+                 "the skips alone; (c) it takes any input size. downsample=True: layers 1..n/2 stride 2, layers "
+                 "n/2+1..n bilinear x2 upsampling before the MFF module, inputs padded to a multiple of 2^(n/2) "
+                 "inside `forward` and cropped back"),
+        Decision("number of layers and width not given (Fig. 1 only)",
+                 "10 MFF layers, width 64, each branch 64 wide: 41x41 receptive field like VDSR; 1.98 M parameters",
+                 note="VDSR's 20 3x3 layers: the pre-upsampled family the paper compares with"),
+        Decision("no activation or normalisation named",
+                 "ReLU after each branch and after the 1x1 mix (not after the last layer's), no normalisation",
+                 note="the last layer's mix emits the residual image"),
+        Decision("one model, random down-sampling factor per training sample",
+                 "same: scales=[2, 3, 4], the trainer draws the factor per sample; one checkpoint for x2/x3/x4"),
+        Decision("loss 10 L2 + (VGG19 perceptual + Gram texture) + 1e-4 TV, Adam 1e-4 betas (0.5, 0.999), batch 10",
+                 "the trainer's business (train/recipes.py); the model holds no loss",
+                 note="train/recipes.py records what it uses"),
+        CHANNEL_NOT_STATED,
     ]
     test_config = {"num_layers": 4, "channels": 8}
     other_scale_configs = [{"scales": [8]}]

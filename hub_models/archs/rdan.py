@@ -7,9 +7,11 @@ from torch import nn
 
 from ..base import SRModel
 from .blocks import CBAM, PixelShuffleUpsampler, activation, conv
+from ..paper import Decision, Paper, quoted, quoted_as_printed, recipe_in_train
 from ..registry import Capabilities, register
 
 RDAN_SCALES = (2, 3, 4, 8)
+TABLES_1_2 = "Tables 1-2; channel not stated"
 
 
 class ResidualDualAttentionBlock(nn.Module):
@@ -35,59 +37,32 @@ class RDAN(SRModel):
     shallow 3x3 conv + PReLU, a cascade of residual dual-attention blocks (conv-PReLU-conv,
     then CBAM channel-then-spatial attention, plus a local skip), sub-pixel upsampling and
     a conv to RGB.
-
-    Paper says / we do:
-    - paper: both "the low-resolution image after bicubic interpolation as the input" and "a
-      sub-pixel convolutional layer up samples the features at the end", which contradict;
-      we: the LR image as input and sub-pixel upsampling at the end (ESPCN/SRResNet style),
-      so `pre_upsampled` is False.
-    - paper: number of blocks and width not given; we: `num_blocks`=16, `channels`=64, the
-      SRResNet family the design follows (PReLU, residual blocks, sub-pixel upsampling).
-    - paper: CBAM reduction ratio r not given; we: 16 (the CBAM paper's default).
-    - paper: only local residual blocks, no global/long skip in the text (Fig. 4 is not
-      reproduced); we: none by default, `global_skip=True` adds the SRResNet one (conv3x3
-      after the blocks plus the shallow features).
-    - paper: "a convolutional layer with smaller kernel" for the shallow features, which are
-      mapped "nonlinearly"; we: conv3x3 + PReLU.
-    - paper: "a sub-pixel convolutional layer" (singular), no activation named; we: conv
-      C -> 4C + PixelShuffle(2) + PReLU per x2 stage (one x3 stage for scale 3), then a
-      conv3x3 to RGB.
-    - paper: x2/x3/x4; we: `scale` in {2, 3, 4, 8}, one checkpoint per scale (x8 for the
-      face benchmarks).
-    - paper: Set5/Set14 PSNR/SSIM, channel and border crop not stated; we: quote them under
-      psnr_y/ssim_y as printed (Tables 1-2), labelled paper.
-    - paper: MSE loss, Adam lr 1e-4 halved every 200 epochs, batch 64, 96x96 patches, DIV2K;
-      we: the training recipe lives in train/, not in the model.
     """
 
     capabilities = Capabilities("RDAN", scales=RDAN_SCALES, scale_key="scale", pre_upsampled=False)
     # CBAM pools over the whole tile: 65.7 dB Y-PSNR tiled vs whole at 128/32 (64/16: 64.5, 96/24: 65.8;
     # bench/results/tiling_tiles.md): all far above visible, so the largest measured tile (fewest tiles)
     tile_size, tile_overlap = 128, 32
-    paper = {
-        "title": "Image Super-Resolution Reconstruction Based on Residual Convolution and Double Attention Mechanism",
-        "authors": "Q. Huang, C. He, J. Luo",
-        "seed": "004_19798794903ab4a9.txt",
-    }
-    paper_results = [
-        {"dataset": "Set5 (paper: trained on DIV2K)", "scale": 4, "method": "RDAN", "psnr_y": 31.24, "ssim_y": 0.8894,
-         "note": "Tables 1-2; channel not stated"},
-        {"dataset": "Set14 (paper: trained on DIV2K)", "scale": 4, "method": "RDAN", "psnr_y": 28.01, "ssim_y": 0.7832,
-         "note": "Tables 1-2; channel not stated"},
-    ]
+    paper = Paper("Image Super-Resolution Reconstruction Based on Residual Convolution and Double Attention Mechanism",
+                  "Q. Huang, C. He, J. Luo", seed="004_19798794903ab4a9.txt")
+    paper_results = [*quoted("Set5 (paper: trained on DIV2K)", [(4, "RDAN", 31.24, 0.8894)], note=TABLES_1_2),
+                     *quoted("Set14 (paper: trained on DIV2K)", [(4, "RDAN", 28.01, 0.7832)], note=TABLES_1_2)]
     decisions = [
-        ("input is the bicubic-interpolated LR image, yet a sub-pixel layer upsamples at the end (contradiction)",
-         "LR image as input, sub-pixel upsampling at the end (ESPCN/SRResNet style)"),
-        ("number of residual blocks and width not given", "num_blocks=16, channels=64 (SRResNet family)"),
-        ("CBAM reduction ratio r not given", "reduction=16 (CBAM default)"),
-        ("only local residual blocks; no global skip in the text (Fig. 4 not available)",
-         "no global skip by default; global_skip=True adds SRResNet's conv + long skip"),
-        ("shallow features: 'a conv with smaller kernel', mapped nonlinearly", "conv3x3 + PReLU"),
-        ("'a sub-pixel convolutional layer', no activation named",
-         "conv C->4C + PixelShuffle(2) + PReLU per x2 stage (one x3 stage for scale 3), then conv3x3 to RGB"),
-        ("x2, x3, x4", "`scale` in {2, 3, 4, 8}, one checkpoint per scale"),
-        ("Set5/Set14 PSNR/SSIM; channel and border crop not stated", "quoted as printed under psnr_y/ssim_y, labelled paper"),
-        ("MSE loss, Adam lr 1e-4 halved every 200 epochs, batch 64, 96x96 patches, DIV2K", "training recipe lives in train/"),
+        Decision("input is the bicubic-interpolated LR image, yet a sub-pixel layer upsamples at the end (contradiction)",
+                 "LR image as input, sub-pixel upsampling at the end (ESPCN/SRResNet style)",
+                 note="so `pre_upsampled` is False"),
+        Decision("number of residual blocks and width not given", "num_blocks=16, channels=64 (SRResNet family)",
+                 note="the family the design follows: PReLU, residual blocks, sub-pixel upsampling"),
+        Decision("CBAM reduction ratio r not given", "reduction=16 (CBAM default)"),
+        Decision("only local residual blocks; no global skip in the text (Fig. 4 not available)",
+                 "no global skip by default; global_skip=True adds SRResNet's conv + long skip",
+                 note="conv3x3 after the blocks plus the shallow features"),
+        Decision("shallow features: 'a conv with smaller kernel', mapped nonlinearly", "conv3x3 + PReLU"),
+        Decision("'a sub-pixel convolutional layer', no activation named",
+                 "conv C->4C + PixelShuffle(2) + PReLU per x2 stage (one x3 stage for scale 3), then conv3x3 to RGB"),
+        Decision("x2, x3, x4", "`scale` in {2, 3, 4, 8}, one checkpoint per scale", note="x8 for the face benchmarks"),
+        quoted_as_printed("Set5/Set14 PSNR/SSIM; channel and border crop not stated", note="Tables 1-2"),
+        recipe_in_train("MSE loss, Adam lr 1e-4 halved every 200 epochs, batch 64, 96x96 patches, DIV2K"),
     ]
     # reduction 1: at width 8 a CBAM hidden layer of 1-2 units can start with every ReLU dead
     test_config = {"scale": 4, "channels": 8, "num_blocks": 2, "reduction": 1}
@@ -96,11 +71,9 @@ class RDAN(SRModel):
     def __init__(self, scale: int = 4, channels: int = 64, num_blocks: int = 16, reduction: int = 16,
                  global_skip: bool = False):
         super().__init__()
-        if scale not in RDAN_SCALES:
-            raise ValueError(f"RDAN supports scale 2, 3, 4 or 8, got {scale}")
         if num_blocks < 1:
             raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
-        self.scale = scale
+        self.scale = self.checked_scale(scale)
         self.global_skip = global_skip
         self.shallow = nn.Sequential(conv(3, channels), activation("prelu", channels))
         self.blocks = nn.Sequential(*(ResidualDualAttentionBlock(channels, reduction) for _ in range(num_blocks)))

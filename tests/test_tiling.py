@@ -147,9 +147,9 @@ def test_sparse_imresize_equals_dense(scale):
 
 
 def test_large_imresize_takes_the_sparse_path(monkeypatch):
-    from hub_models import degradations
+    from hub_models import resize  # the MATLAB imresize (degradations re-exports it)
 
-    monkeypatch.setattr(degradations, "_resize_matrix", lambda *a: pytest.fail("dense matrix built"))
+    monkeypatch.setattr(resize, "_resize_matrix", lambda *a: pytest.fail("dense matrix built"))
     out = imresize(torch.rand(1, 3, 8, 1100), scale=(1, 2))
     assert out.shape == (1, 3, 8, 2200)
 

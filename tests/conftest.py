@@ -40,3 +40,19 @@ def fresh_accelerator_state():
 
     yield
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory) -> Path:
+    """6 synthetic 48x48 face-like images and one corrupt file (the training tests' data)."""
+    import cv2
+    import numpy as np
+
+    from train_helpers import smooth_face_like
+
+    folder = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        cv2.imwrite(str(folder / f"face{i}.png"), smooth_face_like(rng))
+    (folder / "corrupt.jpg").write_bytes(b"this is not a JPEG")
+    return folder

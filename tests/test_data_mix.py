@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,8 +12,10 @@ import pytest
 import torch
 
 import train.train as train_script
+from train.config import data_sources, validation_crop
 from train.data import FaceCrops, MixedCrops, StepSampler, mix_weights
 from train.recipes import get_recipe
+from train_helpers import card_record
 
 
 def _folder(root: Path, name: str, colour: int, count: int = 4, size: int = 40) -> Path:
@@ -75,13 +76,13 @@ def test_data_sources_apply_per_folder_settings_and_refuse_bad_ones(tmp_path):
     recipe = get_recipe("rafsr")
     args = _cli(tmp_path)
     args.crop_range, args.drop_blurry, args.data_weights = [0.75, 0.85, 0.85, 1.0], [0.0, 0.6], [1, 3]
-    sources = train_script.data_sources(args, recipe)
+    sources = data_sources(args, recipe)
     assert [s["crop_range"] for s in sources] == [(0.75, 0.85), (0.85, 1.0)]
     assert [s["drop_blurry"] for s in sources] == [0.0, 0.6] and [s["weight"] for s in sources] == [0.25, 0.75]
     args.val_data = args.data[1]
-    assert train_script.validation_crop(args, sources, recipe) == pytest.approx(0.925)
+    assert validation_crop(args, sources, recipe) == pytest.approx(0.925)
     args.val_crop = 0.8
-    assert train_script.validation_crop(args, sources, recipe) == 0.8
+    assert validation_crop(args, sources, recipe) == 0.8
     for case, (field, value, message) in enumerate([("crop_range", [0.5, 0.6, 0.7], "once per --data folder"),
                                   ("crop_range", [0.9, 0.5], "MIN <= MAX"),
                                   ("drop_blurry", [0.1, 0.2, 0.3], "one per --data folder"),
@@ -90,7 +91,7 @@ def test_data_sources_apply_per_folder_settings_and_refuse_bad_ones(tmp_path):
         bad = _cli(tmp_path / str(case))
         setattr(bad, field, value)
         with pytest.raises(SystemExit, match=message):
-            train_script.data_sources(bad, recipe)
+            data_sources(bad, recipe)
 
 
 def test_a_mixed_run_trains_and_its_record_names_each_source(tmp_path):
@@ -101,7 +102,7 @@ def test_a_mixed_run_trains_and_its_record_names_each_source(tmp_path):
             "--tiny", "--hr-size", "32", "--batch-size", "2", "--workers", "0", "--no-progress",
             "--val-list", "train.txt", "--val-data", str(a), "--val-count", "2"]
     assert train_script.main(argv) == 0
-    record = json.loads((out / "last" / "training.json").read_text())
+    record = card_record(out / "last")
     assert record["datasets"] == ["wild", "utk"]
     assert [(s["folder"], round(s["weight"], 3), s["crop_range"]) for s in record["data sources"]] == [
         ("wild", 0.667, [0.75, 0.85]), ("utk", 0.333, [0.85, 1.0])]

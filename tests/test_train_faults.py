@@ -19,7 +19,9 @@ import torch
 
 import train.train as train_script
 from train.guard import DivergenceGuard
+from train.losses import Criterion
 from train.state import identity_differences, state_candidates, truncate_log
+from train_helpers import card_record, raw_record
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -151,8 +153,9 @@ def test_resuming_another_run_is_refused_unless_meant(faces, tmp_path, capsys):
     assert "precision" not in message and json.loads((out / "state" / "train_state.json").read_text())["step"] == 2
     assert train_script.main(changed + ["--resume-changed"]) == 0
     assert "resumed from step 2" in capsys.readouterr().out
-    record = json.loads((out / "last" / "training.json").read_text())
+    record = card_record(out / "last")
     assert record["steps"] == 4 and "batch per process: 2 -> 3" in record["resumed with changes"][0]
+    assert {"field": "batch per process", "saved": 2, "now": 3} in raw_record(out / "last")["resumed with changes"][0]["changes"]
     assert "at step 2" in record["resumed with changes"][0] and "resumed with changes" in (out / "last" / "README.md").read_text()
     # the same settings again: accepted silently
     assert train_script.main(changed + ["--steps", "5"]) == 0
@@ -170,7 +173,7 @@ def test_identity_differences_name_each_changed_field():
 def test_a_forced_divergence_stops_with_its_code_and_exports_nothing(faces, tmp_path, monkeypatch, capsys):
     """From step 13 on the loss is 1000x what it was (Adam keeps the weights finite): the guard
     stops after 3 such steps with exit 4, names the loss and suggests a lower lr."""
-    real_call = train_script.Criterion.__call__
+    real_call = Criterion.__call__
     calls = {"n": 0}
 
     def rising(self, sr, hr, gan_terms=None):
@@ -178,7 +181,7 @@ def test_a_forced_divergence_stops_with_its_code_and_exports_nothing(faces, tmp_
         calls["n"] += 1
         return (total * 1000, parts) if calls["n"] > 12 else (total, parts)
 
-    monkeypatch.setattr(train_script.Criterion, "__call__", rising)
+    monkeypatch.setattr(Criterion, "__call__", rising)
     out = tmp_path / "run"
     code = train_script.main(_args(faces, out, 40, "--save-every", "5", "--diverge-steps", "3", "--diverge-window", "10"))
     assert code == train_script.EXIT_DIVERGED == 4
@@ -216,7 +219,7 @@ def test_the_guard_watches_the_gradient_norm_too():
 def test_max_time_is_a_clean_finish_and_the_record_says_where_it_stopped(faces, tmp_path):
     out = tmp_path / "run"
     assert train_script.main(_args(faces, out, 10**6, "--max-time", "1e-9", "--save-every", "1000")) == 0
-    record = json.loads((out / "last" / "training.json").read_text())
+    record = card_record(out / "last")
     assert record["status"].startswith("stopped at --max-time 1e-09 min, step 1 of 1000000")
 
 
@@ -238,7 +241,7 @@ def test_gradient_accumulation_matches_the_larger_batch(faces, tmp_path):
     a, b = _weights(big / "last"), _weights(acc / "last")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
-    record = json.loads((acc / "last" / "training.json").read_text())
+    record = card_record(acc / "last")
     assert record["batch"].startswith("2 x 1 process(es) x 2 accumulated (gradient accumulation: 4 images per step)")
     assert [json.loads(l)["loss"] for l in (acc / "train_log.jsonl").read_text().splitlines()] == pytest.approx(
         [json.loads(l)["loss"] for l in (big / "train_log.jsonl").read_text().splitlines()], rel=1e-5)
@@ -270,7 +273,7 @@ def test_two_processes_log_the_global_mean_and_share_batchnorm_statistics(faces,
             if key in a:
                 # measured: 1e-7 apart; per-process BatchNorm: 2e-4 (loss) and 2e-2 (d_loss) apart
                 assert b[key] == pytest.approx(a[key], rel=1e-5), (key, a[key], b[key])
-    record = json.loads((two / "last" / "training.json").read_text())
+    record = card_record(two / "last")
     assert record["batchnorm"].startswith("SyncBatchNorm over 2 processes")
     assert "SyncBatchNorm" not in (two / "last" / "config.json").read_text()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import hub_models
-from hub_models.degradations import bicubic_degrade, mod_crop
+from hub_models.degradations import bicubic_lr_8bit, mod_crop
 from hub_models.registry import CHECKPOINT_DIR
 from train.data import read_rgb
 from train.evaluate import rewrite_card
@@ -45,7 +45,7 @@ def example_images(model, face: Path = EXAMPLE_FACE, scale: int | None = None) -
     scale = scale or model.default_scale
     hr = torch.from_numpy(read_rgb(face)).permute(2, 0, 1).float().div(255)
     hr = mod_crop(hr.unsqueeze(0), scale)
-    lr = bicubic_degrade(hr, scale, quantize=True)
+    lr = bicubic_lr_8bit(hr, scale)
     images = {"input": lr, "bicubic": hub_models.create("bicubic", scale=scale).upscale(lr, scale=scale),
               "output": model.upscale(lr, scale=scale), "original": hr}
     return {f"examples/{name}.png": png_bytes(image[0]) for name, image in images.items()}

@@ -70,11 +70,12 @@ def drop_blurriest(paths: list[Path], fraction: float, cache_dir: Path | None = 
 
     UTKFace holds blurry and upscaled photos; SR trained on blurry "ground truth" learns to
     blur. The rule (recorded in the model card): drop the blurriest `fraction` of the list,
-    measured on the full-size grey image. Scores are cached by content of the list.
+    measured on the full-size grey image. Scores are cached by content of the list. Returns
+    the kept paths and {"threshold", "kept", "of", "unreadable"} (numbers, for the record).
     With `fraction` <= 0 nothing is read here; `FaceCrops` then skips unreadable files.
     """
     if fraction <= 0:
-        return paths, {"rule": "none dropped", "kept": len(paths), "of": len(paths)}
+        return paths, {"threshold": None, "kept": len(paths), "of": len(paths)}
     key = hashlib.sha1("\n".join(map(str, paths)).encode()).hexdigest()[:16]
     cache = (cache_dir / f"sharpness-{key}.json") if cache_dir else None
     if cache and cache.is_file():
@@ -94,7 +95,7 @@ def drop_blurriest(paths: list[Path], fraction: float, cache_dir: Path | None = 
     threshold = float(np.quantile(valid, fraction)) if len(valid) else 0.0
     kept = [p for p, s in zip(paths, scores) if s == s and s >= threshold]
     info = {
-        "rule": f"dropped the {fraction:.0%} blurriest images (variance of Laplacian < {threshold:.1f})",
+        "threshold": threshold,  # variance of the Laplacian below which an image was dropped
         "kept": len(kept),
         "of": len(paths),
         "unreadable": len(unreadable),

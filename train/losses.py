@@ -1,20 +1,21 @@
-"""Training losses, by the names the recipes use.
+"""Training losses, by the names the recipes use: a name -> function map per kind of input.
 
-Pixel terms: "l1", "l2" (MSE), "tv" (total variation: squared differences between
-vertical and horizontal neighbours, MFFCN eq. 7, averaged instead of summed like the other
-terms). Feature terms ("perceptual", "perceptual_mse", "texture") and adversarial
-terms ("adversarial", "feature_matching") need a feature network or a discriminator;
-they are computed by `Criterion`, which the training script builds from the recipe.
+`PIXEL_LOSSES` take (SR, HR): "l1", "l2" (MSE), "tv" (total variation of SR: squared
+differences between vertical and horizontal neighbours, MFFCN eq. 7, averaged instead of
+summed like the other terms). `FEATURE_LOSSES` take the perceptual network's feature maps of
+SR and HR (lists, one map per layer): "perceptual" (sum over layers of the mean L1, MFFCN
+eq. 4, AGRNet-HR eq. 25), "perceptual_mse" (mean squared error, CRLNet eq. 9), "texture"
+(L1 between Gram matrices, MFFCN eq. 5). The adversarial terms ("adversarial",
+"feature_matching") need the discriminator and come in computed (train/gan.py).
+`Criterion` is the recipe's weighted sum of them.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
-
-PIXEL_TERMS = {"l1", "l2", "tv"}
-FEATURE_TERMS = {"perceptual", "perceptual_mse", "texture"}
-GAN_TERMS = {"adversarial", "feature_matching"}
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -30,14 +31,29 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
+#: (SR, HR) in fp32 -> loss
+PIXEL_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "l1": F.l1_loss,
+    "l2": F.mse_loss,
+    "tv": lambda sr, hr: total_variation(sr),
+}
+#: (SR features, HR features), one map per layer -> loss summed over the layers
+FEATURE_LOSSES: dict[str, Callable[[list, list], torch.Tensor]] = {
+    "perceptual": lambda fake, real: sum(F.l1_loss(a.float(), b.float()) for a, b in zip(fake, real)),
+    "perceptual_mse": lambda fake, real: sum(F.mse_loss(a.float(), b.float()) for a, b in zip(fake, real)),
+    "texture": lambda fake, real: sum(F.l1_loss(gram(a.float()), gram(b.float())) for a, b in zip(fake, real)),
+}
+PIXEL_TERMS = set(PIXEL_LOSSES)
+FEATURE_TERMS = set(FEATURE_LOSSES)
+GAN_TERMS = {"adversarial", "feature_matching"}
+
+
 class Criterion:
     """Weighted sum of the recipe's loss terms for the generator.
 
     `features` is a callable image -> list of feature maps (the perceptual network,
     `train.perceptual.feature_network`) or None; terms that need it raise a clear error when
-    it is missing. "perceptual" is the sum over layers of the mean L1 (MFFCN eq. 4, AGRNet-HR
-    eq. 25), "perceptual_mse" the mean squared error (CRLNet eq. 9), "texture" the L1 between
-    Gram matrices (MFFCN eq. 5). GAN terms come in computed (`train.gan`).
+    it is missing. GAN terms come in computed (`train.gan`).
     """
 
     def __init__(self, weights: dict[str, float], features=None):
@@ -50,27 +66,15 @@ class Criterion:
         self.features = features
 
     def __call__(self, sr: torch.Tensor, hr: torch.Tensor, gan_terms: dict[str, torch.Tensor] | None = None):
-        parts: dict[str, torch.Tensor] = {}
+        """(total, {term: float value}); terms in the maps' order, then the GAN terms."""
         w = self.weights
         sr32, hr32 = sr.float(), hr.float()
-        if "l1" in w:
-            parts["l1"] = F.l1_loss(sr32, hr32)
-        if "l2" in w:
-            parts["l2"] = F.mse_loss(sr32, hr32)
-        if "tv" in w:
-            parts["tv"] = total_variation(sr32)
+        parts: dict[str, torch.Tensor] = {name: loss(sr32, hr32) for name, loss in PIXEL_LOSSES.items() if name in w}
         if set(w) & FEATURE_TERMS:
             fake = self.features(sr)
             with torch.no_grad():
                 real = self.features(hr)
-            if "perceptual" in w:
-                parts["perceptual"] = sum(F.l1_loss(a.float(), b.float()) for a, b in zip(fake, real))
-            if "perceptual_mse" in w:
-                parts["perceptual_mse"] = sum(F.mse_loss(a.float(), b.float()) for a, b in zip(fake, real))
-            if "texture" in w:
-                parts["texture"] = sum(F.l1_loss(gram(a.float()), gram(b.float())) for a, b in zip(fake, real))
-        for name, value in (gan_terms or {}).items():
-            if name in w:
-                parts[name] = value
+            parts.update({name: loss(fake, real) for name, loss in FEATURE_LOSSES.items() if name in w})
+        parts.update({name: value for name, value in (gan_terms or {}).items() if name in w})
         total = sum(w[name] * value for name, value in parts.items())
         return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -23,34 +23,34 @@ from pathlib import Path
 import torch
 
 import hub_models
+from hub_models.evaluation import evaluate_model, load_hr
 from hub_models.registry import CHECKPOINT_DIR
-from train.data import list_images
-from train.recipes import RECIPES, get_recipe
-from train.train import add_warm_start_history, note_batch_override, note_schedule_override
-from train.evaluate import evaluate_model, load_hr, main as evaluate_main, rewrite_card
+from hub_models.training_record import legacy_batch, legacy_overridden, storage_line
 from train.cards import write_examples
+from train.config import note_batch_override, note_schedule_override
+from train.data import list_images
+from train.evaluate import main as evaluate_main, rewrite_card
+from train.recipes import RECIPES, get_recipe
+from train.record import add_warm_start_history
 
 FP16_TOLERANCE_DB = 0.01
 
 
 def mark_command_line_overrides(training: dict, architecture: str) -> dict:
-    """Runs exported before train.py marked --lr/--lr-halve-every/--batch-size as ours: compare
-    the record's schedule and batch with the recipe's and say so in the recipe sources (in place)."""
+    """Records exported before train.py marked --lr/--lr-halve-every/--batch-size as ours (their
+    sentences are all they hold): compare their schedule and batch with the recipe's and say so
+    in the recipe sources (in place). Records that keep their overrides as data are left alone."""
     used, sources = training.get("recipe") or {}, training.get("recipe sources")
-    if architecture not in RECIPES or not isinstance(sources, dict):
+    if "overrides" in training or architecture not in RECIPES or not isinstance(sources, dict):
         return training
     recipe = get_recipe(architecture)
-    if "on the command line" not in str(sources.get("optimizer")):
+    if not legacy_overridden(training, "optimizer"):
         note_schedule_override(recipe, used.get("lr"), used.get("lr_halve_every"))
-        if "on the command line" in recipe.source.get("optimizer", ""):
+        if {"lr", "lr_halve_every"} & set(recipe.overrides):
             sources["optimizer"] = recipe.source["optimizer"]
-    try:  # "8 x 1 process(es), HR crops 96x96"
-        per_process = int(str(training.get("batch", "")).split()[0])
-    except (ValueError, IndexError):
-        per_process = None
-    if "on the command line" not in str(sources.get("batch_size")):
-        note_batch_override(recipe, per_process)
-        if "on the command line" in recipe.source.get("batch_size", ""):
+    if not legacy_overridden(training, "batch_size"):
+        note_batch_override(recipe, legacy_batch(training.get("batch")))  # "8 x 1 process(es), HR crops 96x96"
+        if "batch_size" in recipe.overrides:
             sources["batch_size"] = recipe.source["batch_size"]
     return training
 
@@ -102,11 +102,9 @@ def main(argv=None) -> int:
     mark_command_line_overrides(training, model.architecture)
     if args.status:
         training = {"status": args.status, **training}
-    training["storage"] = (
-        f"{'fp16' if use_fp16 else 'fp32'} weights: fp16 rounding changed Y-PSNR by {delta:+.4f} dB "
-        f"on {len(hr)} CelebA faces at x{scales[-1]} (fp16 is used when |change| < {FP16_TOLERANCE_DB} dB)"
-    )
-    print(training["storage"])
+    training["storage"] = {"dtype": "fp16" if use_fp16 else "fp32", "delta_db": delta, "faces": len(hr),
+                           "scale": scales[-1], "tolerance_db": FP16_TOLERANCE_DB}
+    print(storage_line(training["storage"]))
 
     target = CHECKPOINT_DIR / args.name
     target.mkdir(parents=True, exist_ok=True)

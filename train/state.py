@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from hub_models.training_record import change_line
+
 #: folders that may hold a state, in the order that wins among equal steps
 STATE_NAMES = ("state", "state.tmp", "state.prev", "state.drop", "state.old", "state.settle-new", "state.settle-prev")
 MANIFEST = "train_state.json"
@@ -158,7 +160,8 @@ def resume_state(accelerator, trainer, output: Path, identity: dict, allow_chang
     A candidate with missing or truncated files, or that fails to load, is reported in one
     line and the previous one is tried; when none loads the run stops, saying how to warm-start
     instead. A state of another run identity stops the run with the differences listed, unless
-    `allow_changes`: then the changes are appended to history["resumed with changes"].
+    `allow_changes`: then the changes are appended to history["resumed with changes"]
+    ({"step": N, "changes": [{"field", "saved", "now"}, ...]}).
     """
     output = Path(output)
     candidates = state_candidates(output)
@@ -170,11 +173,11 @@ def resume_state(accelerator, trainer, output: Path, identity: dict, allow_chang
         if _agree(accelerator, problem is not None):
             problem = problem or "its files are incomplete on another process"
         elif data is not None:
-            changes = identity_differences(data.get("identity"), identity)
+            changes = identity_changes(data.get("identity"), identity)
             if changes and not allow_changes:
                 raise SystemExit(
                     f"--resume: {folder} (step {data['step']}) was saved by a different run:\n  "
-                    + "\n  ".join(changes)
+                    + "\n  ".join(map(change_line, changes))
                     + "\nResume with the same settings; or add --resume-changed to continue with these changes on "
                       "purpose (the card records them); or start a new --output.")
             try:
@@ -185,8 +188,8 @@ def resume_state(accelerator, trainer, output: Path, identity: dict, allow_chang
                 problem = problem or "it does not load on another process"
             else:
                 if changes:
-                    history.setdefault("resumed with changes", []).append(f"at step {history['step']}: " + "; ".join(changes))
-                    accelerator.print(f"--resume-changed: continuing with changes: {'; '.join(changes)}")
+                    history.setdefault("resumed with changes", []).append({"step": history["step"], "changes": changes})
+                    accelerator.print(f"--resume-changed: continuing with changes: {'; '.join(map(change_line, changes))}")
                 history["identity"] = identity
                 if damaged:
                     accelerator.print(f"resuming from the previous state {folder.name}/ (step {history['step']})")
@@ -286,13 +289,19 @@ def _flatten(value, prefix: str = "") -> dict:
     return {prefix: value}
 
 
-def identity_differences(saved: dict | None, current: dict) -> list[str]:
-    """'key: saved -> now' for every difference (none for states saved before identities were kept)."""
+def identity_changes(saved: dict | None, current: dict) -> list[dict]:
+    """{"field", "saved", "now"} for every difference ("saved" / "now" left out where the field is
+    absent; none for states saved before identities were kept)."""
     if not saved:
         return []
     old, new = _flatten(saved), _flatten(current)
-    return [f"{key}: {old.get(key, '(absent)')} -> {new.get(key, '(absent)')}"
+    return [{"field": key, **({"saved": old[key]} if key in old else {}), **({"now": new[key]} if key in new else {})}
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
+def identity_differences(saved: dict | None, current: dict) -> list[str]:
+    """'key: saved -> now' for every difference (none for states saved before identities were kept)."""
+    return [change_line(change) for change in identity_changes(saved, current)]
 
 
 # ----------------------------------------------------------------------------------------

@@ -42,6 +42,17 @@ def png_with_fake_size(path: Path, width: int, height: int) -> Path:
     return path
 
 
+def two_face_photo(path: Path) -> Path:
+    """600 wide x 800 high: a gradient with two CelebA test faces (240 px) pasted in."""
+    yy, xx = np.mgrid[0:800, 0:600]
+    bg = np.stack([90 + xx / 8, 110 + yy / 10, np.full(xx.shape, 140)], axis=-1).astype(np.uint8)
+    im = Image.fromarray(bg)
+    for name, xy in (("celeba_201606.jpg", (40, 120)), ("celeba_201631.jpg", (330, 430))):
+        im.paste(Image.open(EXAMPLES / name).convert("RGB").resize((240, 240), Image.BICUBIC), xy)
+    im.save(path, quality=92)
+    return path
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("uploads")

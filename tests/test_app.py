@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from demo_files import EXAMPLES, FACE, PHOTO
+from demo_files import EXAMPLES, FACE, PHOTO, two_face_photo
 from PIL import Image
 
 pytest_plugins = ["demo_files"]  # its fixtures: files, ckpt_dir
@@ -123,8 +123,6 @@ def test_low_resolution_mode_is_the_default_and_upscales_the_whole_photo(served)
 
 
 def test_low_resolution_mode_with_face_framing_upscales_every_face(served, tmp_path):
-    from test_browser import two_face_photo
-
     _, _, client, _ = served
     out = upscale(client, two_face_photo(tmp_path / "two.jpg"), model="rafsr-tiny-x4", framing="face")
     assert Image.open(out[1]).size == (2400, 3200) and out[5]["output_size"] == [2400, 3200]

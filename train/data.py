@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hub_models.evaluation import read_rgb  # uint8 HxWx3 RGB, or None with a warning
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -101,15 +103,6 @@ def drop_blurriest(paths: list[Path], fraction: float, cache_dir: Path | None = 
         "unreadable": len(unreadable),
     }
     return kept, info
-
-
-def read_rgb(path: Path) -> np.ndarray | None:
-    """uint8 HxWx3 RGB, or None (with a warning) when the file is not a readable image."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        warnings.warn(f"skipping unreadable image {path}", stacklevel=2)
-        return None
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def center_square(path: Path, size: int, fraction: float = 1.0):

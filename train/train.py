@@ -30,7 +30,6 @@ The script reads top to bottom: options (train/cli.py) -> recipe and data source
 validate, save) -> export with the training record (train/record.py).
 """
 
-
 from __future__ import annotations
 
 import json
@@ -288,15 +287,7 @@ def _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, 
             verdict = guard.observe(step, global_loss, grad_norm)
             history["guard"] = guard.state_dict()
             if verdict:
-                kept = ", ".join(f"{f.name}/ (step {check_state(f)[0]['step']})" for f in state_candidates(output)
-                                 if check_state(f)[0])
-                again = [f"--init-from {output / 'best'}"] if (output / "best").is_dir() else []
-                again.append("--init-from a shipped checkpoint" if again else "from scratch or a shipped checkpoint")
-                accelerator.print(
-                    f"stopped at step {step}: {verdict}. The learning rate is too high for this run: lower --lr "
-                    f"(now {trainer.lr_at(step - 1):g}), e.g. by 3-10x, and start again ({' or '.join(again)}, "
-                    f"new --output)" + (f", or --resume --resume-changed if a kept state predates step {guard.rise_step} "
-                                        f"(kept: {kept})" if kept else "") + ". last/ is not exported.")
+                accelerator.print(_divergence_advice(output, trainer, guard, step, verdict))
                 bar.close()
                 accelerator.end_training()
                 return EXIT_DIVERGED
@@ -338,6 +329,19 @@ def _loop(args, recipe, accelerator, trainer, loader, val, history, start_step, 
             trainer.export_net.push_to_hub(args.push_to_hub, model_card_kwargs={"training": training_record(context, history)})
     accelerator.end_training()
     return code
+
+
+def _divergence_advice(output: Path, trainer, guard: DivergenceGuard, step: int, verdict: str) -> str:
+    """What stopped the run and how to go on: a lower --lr from best/ or a checkpoint, or a
+    kept state from before the rise."""
+    kept = ", ".join(f"{f.name}/ (step {check_state(f)[0]['step']})" for f in state_candidates(output)
+                     if check_state(f)[0])
+    again = [f"--init-from {output / 'best'}"] if (output / "best").is_dir() else []
+    again.append("--init-from a shipped checkpoint" if again else "from scratch or a shipped checkpoint")
+    return (f"stopped at step {step}: {verdict}. The learning rate is too high for this run: lower --lr "
+            f"(now {trainer.lr_at(step - 1):g}), e.g. by 3-10x, and start again ({' or '.join(again)}, "
+            f"new --output)" + (f", or --resume --resume-changed if a kept state predates step {guard.rise_step} "
+                                f"(kept: {kept})" if kept else "") + ". last/ is not exported.")
 
 
 def _last_good(state_dir: Path, history: dict) -> str:

@@ -14,7 +14,7 @@ import importlib
 import sys
 from pathlib import Path
 
-MIN_TORCH = (2, 6)  # torch.nn.utils.get_total_norm (train/train.py)
+MIN_TORCH = (2, 6)  # torch.nn.utils.get_total_norm (train/trainer.py)
 PACKAGES = {"accelerate": "accelerate", "safetensors": "safetensors", "huggingface_hub": "huggingface_hub",
             "numpy": "numpy", "cv2": "opencv-python-headless", "tqdm": "tqdm", "tensorboard": "tensorboard"}
 

@@ -1,8 +1,8 @@
-"""`python -m bench --part speed|quality|all ...`: the benchmark (bench/benchmark.py)."""
+"""`python -m bench --part speed|quality ...`: the benchmark (bench/cli.py)."""
 
 import sys
 
-from bench.benchmark import main
+from bench.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

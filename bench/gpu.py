@@ -4,24 +4,17 @@ was not measured."""
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
+
+from bench.report import Column, fixed, table
+from bench.timing import measure, time_once
 
 GPU_MODES = ["bf16+channels_last", "fp16+channels_last", "compile+bf16+channels_last", "compile+fp16+channels_last"]
 GPU_COLUMNS = ["model", "gpu", "mode", "ms_b1", "img_s_b16", "compile_s", "note"]
 
 
-def _median_s(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def _median_s(fn, device: torch.device, reps: int) -> float:
+    return measure(fn, device, reps, float("inf"), warmup=0)["median_s"]
 
 
 def measure_gpu(label: str, model, out_size: int, reps: int, compile_ok: bool) -> list[dict]:
@@ -44,14 +37,12 @@ def measure_gpu(label: str, model, out_size: int, reps: int, compile_ok: bool) -
                 continue
             model.inference_mode = mode
             try:
-                t0 = time.perf_counter()
-                model.upscale(lr1)
-                torch.cuda.synchronize()
+                first_s = time_once(lambda: model.upscale(lr1), device)
                 if "compile" in mode:
-                    row["compile_s"] = time.perf_counter() - t0
-                row["ms_b1"] = 1000 * _median_s(lambda: model.upscale(lr1), reps)
+                    row["compile_s"] = first_s
+                row["ms_b1"] = 1000 * _median_s(lambda: model.upscale(lr1), device, reps)
                 model.upscale(lr16)
-                row["img_s_b16"] = 16 / _median_s(lambda: model.upscale(lr16), reps)
+                row["img_s_b16"] = 16 / _median_s(lambda: model.upscale(lr16), device, reps)
             except Exception as err:
                 row["note"] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:100]}"
     finally:
@@ -60,12 +51,15 @@ def measure_gpu(label: str, model, out_size: int, reps: int, compile_ok: bool) -
     return rows
 
 
-def gpu_markdown(rows: list[dict], md_table, fmt, cpu_desc: str) -> str:
+GPU_TABLE = [
+    Column("model", "model"), Column("mode", "mode"), Column("ms_b1", "ms (b1)", fixed(2)),
+    Column("img_s_b16", "img/s (b16)", fixed(1)), Column("compile_s", "compile s", fixed(1)), Column("note", "note"),
+]
+
+
+def gpu_markdown(rows: list[dict], cpu_desc: str) -> str:
     if not rows:
         return (f"**GPU**: not measured: this run had no CUDA GPU ({cpu_desc}). On a machine with one, the same "
                 "command adds bf16/fp16 latency and throughput, eager and torch.compile, here.\n")
     return (f"**GPU** ({rows[0]['gpu']}; batch 1 latency = median of `upscale()`, throughput at batch 16; compile "
-            "modes after their first call):\n\n"
-            + md_table(["model", "mode", "ms (b1)", "img/s (b16)", "compile s", "note"],
-                       [[r["model"], r["mode"], fmt(r.get("ms_b1"), 2), fmt(r.get("img_s_b16")), fmt(r.get("compile_s")),
-                         r["note"]] for r in rows]))
+            "modes after their first call):\n\n" + table(GPU_TABLE, rows))

@@ -4,9 +4,11 @@ models, and each model's FLOPs against the peak of the precision its default mod
 from __future__ import annotations
 
 import contextlib
-import time
 
 import torch
+
+from bench.report import Column, fixed, table
+from bench.timing import time_once
 
 #: the peak test: a 3x3 conv 256->256 at 64x64, batch 1, channels_last (the shape of the
 #: heavy convs of the larger models)
@@ -36,13 +38,7 @@ def conv_peaks(device: torch.device, reps: int, budget_s: float = 10.0) -> dict[
         best, runs, spent = float("inf"), 0, 0.0
         with torch.no_grad(), ctx:
             for i in range(reps + 2):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                t0 = time.perf_counter()
-                conv(x)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                t = time.perf_counter() - t0
+                t = time_once(lambda: conv(x), device)
                 spent += t
                 if i >= 2:  # two warm-up runs (oneDNN picks and caches its kernels)
                     best, runs = min(best, t), runs + 1
@@ -82,14 +78,19 @@ LIMIT_COLUMNS = ["model", "mode", "precision", "gflops", "ms", "peak_gflop_s", "
                  "ms_at_bf16_peak", "note"]
 
 
-def limit_markdown(rows: list[dict], peaks: dict[str, dict], md_table, fmt) -> str:
+LIMIT_TABLE = [
+    Column("model", "model"), Column("mode", "mode"), Column("precision", "precision"),
+    Column("gflops", "GFLOPs / face", fixed(2)), Column("ms", "ms (b1)", fixed(1)),
+    Column("peak_gflop_s", "peak GFLOP/s", fixed(0)), Column("ms_at_peak", "ms at peak", fixed(1)),
+    Column("pct_of_peak", "% of peak", fixed(0)), Column("ms_at_bf16_peak", "ms at bf16 peak", fixed(1)),
+    Column("note", "note"),
+]
+
+
+def limit_markdown(rows: list[dict], peaks: dict[str, dict]) -> str:
     head = ("**The limit** (default mode, batch 1): FLOPs per face (torch.utils.flop_counter, 2 per multiply-add); "
             "the dense-conv peak of the precision the mode runs in, measured in this run ("
             + "; ".join(f"{p}: {v['gflop_s']:.0f} GFLOP/s" for p, v in peaks.items())
             + f", {next(iter(peaks.values()))['test'].split(', ')[0]}, best of each); the latency that peak gives; "
             "the achieved fraction (latency at peak / measured latency):\n")
-    return head + "\n" + md_table(
-        ["model", "mode", "precision", "GFLOPs / face", "ms (b1)", "peak GFLOP/s", "ms at peak", "% of peak",
-         "ms at bf16 peak", "note"],
-        [[r["model"], r["mode"], r["precision"], fmt(r["gflops"], 2), fmt(r["ms"]), fmt(r["peak_gflop_s"], 0),
-          fmt(r["ms_at_peak"]), fmt(r["pct_of_peak"], 0), fmt(r["ms_at_bf16_peak"]), r["note"]] for r in rows])
+    return head + "\n" + table(LIMIT_TABLE, rows)

@@ -9,7 +9,7 @@ No number in these tables is typed by hand: each block between `<!-- BEGIN name 
 - `models`:  the registry (`python -m hub_models`),
 - `shipped`: every shipped checkpoint's `eval_results.json` (written by `train.evaluate
   --update-card`, the evaluation command, which each row names) and `training.json`,
-- `speed`, `quality`: `bench/results/speed.md` and `bench/results/quality.md` (written by `bench.benchmark`),
+- `speed`, `quality`: `bench/results/speed.md` and `bench/results/quality.md` (written by `python -m bench`, bench/cli.py),
 - `train_speed`, `train_speed_xeon`: `bench/results/train_speed.md` (written by `bench/train_speed.py`) and
   the same table measured earlier on a machine without native bf16,
 - `experiments`: `bench/results/experiments/*.json`, training A/B tests: each run's training command
@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 import hub_models
+from bench.environment import speed_run
 from hub_models.__main__ import model_table
 from hub_models.registry import CHECKPOINT_DIR
 
@@ -79,8 +80,9 @@ def speed_block() -> str:
     body = bench_file("speed.md")
     env_file = BENCH / "environment.json"
     env = json.loads(env_file.read_text()) if env_file.is_file() else {}
-    if env.get("command") and env.get("peaks") and (BENCH / "speed.md").is_file():
-        body = f"Command: `{env['command']}` ({env.get('date', '?')}, {env.get('seconds', '?')} s).\n\n" + body
+    run = speed_run(env) or {}  # the run that measured speed (a later `--part quality` run keeps it)
+    if run.get("command") and env.get("peaks") and (BENCH / "speed.md").is_file():
+        body = f"Command: `{run['command']}` ({run.get('date', '?')}, {run.get('seconds', '?')} s).\n\n" + body
     return body
 
 

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.report import Column, fixed, header_lines, row_line
+
 OUT_MD = Path(__file__).resolve().parent / "results" / "tiling_memory.md"
 DEFAULT_ROWS = ["rafsr-x4:128:whole", "rafsr-x4:256:whole", "rafsr-x4:256", "rafsr-x4:512",
                 "bicubic-x4:1000", "bicubic-x4:2000", "bicubic-x4:4000"]
@@ -66,6 +68,25 @@ def measure(row: str, max_s: float) -> dict:
     return result
 
 
+TABLE = [
+    Column("name", "model"), Column("side", "LR side"), Column("out", "output"), Column("mode", "mode"),
+    Column("tile", "tile (LR px)"), Column("before_mib", "before MiB", fixed(0)), Column("peak_mib", "peak MiB", fixed(0)),
+    Column("seconds", "s", fixed(1)), Column("note", "note"),
+]
+
+
+def table_row(row: str, r: dict) -> dict:
+    """The table's row of `measure(row)`'s result `r`."""
+    name, side, *rest = row.split(":")
+    mode = "whole image" if rest and rest[0] == "whole" else "tiled"
+    if "peak_mib" not in r:
+        return {"name": name, "side": side, "mode": mode, "note": r["note"]}
+    if not r["tile"]:
+        mode = "whole image" + ("" if rest else " (not above the tile size)")
+    return {"name": name, "side": side, "out": "x".join(str(v) for v in r["out"]), "mode": mode,
+            "tile": r["tile"] or "-", "before_mib": r["before_mib"], "peak_mib": r["peak_mib"], "seconds": r["seconds"]}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", nargs="+", default=DEFAULT_ROWS, help="MODEL:SIDE[:whole]")
@@ -77,20 +98,9 @@ def main(argv=None) -> None:
              "tiles written into the uint8 result) or, for `whole` rows, `model.upscale(x, tile=0)`. Peak = the process's "
              "ru_maxrss (imports, weights, input and output included); before = resident set before the call. "
              f"2 threads; machine: {os.cpu_count()} CPUs, shared with other jobs (times are pessimistic).", "",
-             "| model | LR side | output | mode | tile (LR px) | before MiB | peak MiB | s | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             *header_lines(TABLE)]
     for row in args.rows:
-        r = measure(row, args.max_s)
-        name, side, *rest = row.split(":")
-        mode = "whole image" if rest and rest[0] == "whole" else "tiled"
-        if "peak_mib" in r and not r["tile"]:
-            mode = "whole image" + ("" if rest else " (not above the tile size)")
-        if "peak_mib" in r:
-            out = "x".join(str(v) for v in r["out"])
-            line = (f"| {name} | {side} | {out} | {mode} | {r['tile'] or '-'} | {r['before_mib']:.0f} | "
-                    f"{r['peak_mib']:.0f} | {r['seconds']:.1f} | |")
-        else:
-            line = f"| {name} | {side} | | {mode} | | | | | {r['note']} |"
+        line = row_line(TABLE, table_row(row, measure(row, args.max_s)))
         print(line, flush=True)
         lines.append(line)
     Path(args.out).write_text("\n".join(lines) + "\n")

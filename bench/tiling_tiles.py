@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 import hub_models
+from bench.report import Column, fixed, header_lines, metric, row_line
 from hub_models import metrics
 from hub_models.degradations import imresize
 from hub_models.tiling import plan_tiles, receptive_radius
@@ -49,6 +50,15 @@ def seam_ratio(sr: torch.Tensor, lr_len: int, tile: int, overlap: int, scale: in
     return float(at / torch.stack([col.mean(), row.mean()]).mean())
 
 
+TABLE = [
+    Column("name", "model"), Column("side", "LR side"), Column("images", "images"),
+    Column("radius", "receptive radius bound (LR px)"), Column("tile", "tile"), Column("overlap", "overlap"),
+    Column("psnr_y", "Y-PSNR tiled vs whole (dB)", metric("psnr_y")),
+    Column("seam", "seam ratio", value=lambda r: f"{r['seam']:.3f} (whole: {r['seam_whole']:.3f})"),
+    Column("s_whole", "s whole", fixed(1)), Column("s_tiled", "s tiled", fixed(1)),
+]
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["rafsr-x4", "rdan-x4"])
@@ -63,8 +73,7 @@ def main(argv=None) -> None:
         "Tiled vs whole-image inference (`python -m bench.tiling_tiles`): Y-PSNR (DIC protocol) of the tiled result against the "
         "whole-image result, CelebA test faces (first N of celeba_test1000/HR) bicubic-upsampled to the LR side given; "
         "seam ratio = mean |step| across tile boundaries / mean |step| everywhere (1.0: no seam).", "",
-        "| model | LR side | images | receptive radius bound (LR px) | tile | overlap | Y-PSNR tiled vs whole (dB) | seam ratio | s whole | s tiled |",
-        "|---|---|---|---|---|---|---|---|---|---|"]
+        *header_lines(TABLE)]
     for name in args.models:
         model = hub_models.load(name)
         radius = receptive_radius(model)
@@ -80,8 +89,9 @@ def main(argv=None) -> None:
             p = float(metrics.psnr(tiled, whole, scale=model.default_scale).mean())
             s = seam_ratio(tiled, args.side, tile, overlap, model.default_scale)
             s_whole = seam_ratio(whole, args.side, tile, overlap, model.default_scale)
-            line = (f"| {name} | {args.side} | {len(lr)} | {radius} | {tile} | {overlap} | {p:.2f} | {s:.3f} "
-                    f"(whole: {s_whole:.3f}) | {t_whole:.1f} | {t_tiled:.1f} |")
+            line = row_line(TABLE, {"name": name, "side": args.side, "images": len(lr), "radius": radius, "tile": tile,
+                                    "overlap": overlap, "psnr_y": p, "seam": s, "seam_whole": s_whole,
+                                    "s_whole": t_whole, "s_tiled": t_tiled})
             print(line, flush=True)
             lines.append(line)
     with OUT_MD.open("a" if args.append else "w") as f:

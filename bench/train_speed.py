@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench.report import Column, table
+
 MODES = {  # name -> (mixed precision, channels_last)
     "fp32 NCHW": ("no", False),
     "fp32 channels_last": ("no", True),
@@ -58,7 +60,7 @@ def worker(model: str, mode: str, batch: int, hr_size: int, warmup: int, steps: 
     mixed, channels_last = MODES[mode]
     recipe = get_recipe(model)
     recipe.hr_size, recipe.batch_size = hr_size, batch
-    if recipe.degradation != "real_world" and len(recipe.scales) > 1 and not hub_models.get_class(model).pre_upsampled:
+    if recipe.degradation != "real_world" and len(recipe.scales) > 1 and not hub_models.capabilities(model).pre_upsampled:
         recipe.scales = recipe.scales[:1]
     acc = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
     torch.manual_seed(0)
@@ -85,18 +87,8 @@ def worker(model: str, mode: str, batch: int, hr_size: int, warmup: int, steps: 
     emit(phase="result", img_per_s=batch * steps / elapsed, s_per_step=elapsed / steps, params=params)
 
 
-def run_one(model: str, mode: str, args) -> dict:
-    """Run `worker` in a subprocess under a time cap; parse its events."""
-    cmd = [sys.executable, "-m", "bench.train_speed", "--worker", model, mode, "--batch", str(args.batch),
-           "--hr-size", str(args.hr_size), "--warmup", str(args.warmup), "--steps", str(args.steps)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=Path(__file__).resolve().parent.parent)  # finds the train package
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    stderr: list[str] = []
-    threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True).start()
-    deadline = time.time() + args.cap
+def _events(proc: subprocess.Popen, lines: queue.Queue, deadline: float) -> dict:
+    """The worker's last event of each phase, read until its result, its exit or `deadline`."""
     events: dict = {}
     while True:
         try:
@@ -110,9 +102,35 @@ def run_one(model: str, mode: str, args) -> dict:
                 continue
             events[event["phase"]] = event
             if event["phase"] == "result":
-                break
+                return events
         if time.time() >= deadline or (line is None and proc.poll() is not None and lines.empty()):
-            break
+            return events
+
+
+def _upper_bound(events: dict, args) -> dict:
+    """A stopped run's images/s: at most one more step's worth of images over the time spent."""
+    now = time.time()
+    if "step" in events:
+        return {"img_per_s": args.batch * (events["step"]["done"] + 1) / (now - events["timed"]["t"]), "bound": True}
+    if "timed" in events:
+        return {"img_per_s": args.batch / (now - events["timed"]["t"]), "bound": True}
+    if "warmup" in events:
+        return {"img_per_s": args.batch * args.warmup / (now - events["warmup"]["t"]), "bound": True}
+    return {"error": f"no step within {args.cap:.0f} s (setup)"}
+
+
+def run_one(model: str, mode: str, args) -> dict:
+    """Run `worker` in a subprocess under a time cap; parse its events."""
+    cmd = [sys.executable, "-m", "bench.train_speed", "--worker", model, mode, "--batch", str(args.batch),
+           "--hr-size", str(args.hr_size), "--warmup", str(args.warmup), "--steps", str(args.steps)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=Path(__file__).resolve().parent.parent)  # finds the train package
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    stderr: list[str] = []
+    threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True).start()
+    events = _events(proc, lines, time.time() + args.cap)
     timed_out = "result" not in events and proc.poll() is None
     if proc.poll() is None:
         proc.kill()
@@ -120,17 +138,7 @@ def run_one(model: str, mode: str, args) -> dict:
     if "result" in events:
         return {"img_per_s": events["result"]["img_per_s"], "bound": False, "params": events["result"]["params"]}
     if timed_out:
-        now = time.time()
-        # images/s is at most one more step's worth of images over the time already spent
-        if "step" in events:
-            done = events["step"]["done"]
-            spent = now - events["timed"]["t"]
-            return {"img_per_s": args.batch * (done + 1) / spent, "bound": True}
-        if "timed" in events:
-            return {"img_per_s": args.batch / (now - events["timed"]["t"]), "bound": True}
-        if "warmup" in events:
-            return {"img_per_s": args.batch * args.warmup / (now - events["warmup"]["t"]), "bound": True}
-        return {"error": f"no step within {args.cap:.0f} s (setup)"}
+        return _upper_bound(events, args)
     return {"error": ("".join(stderr).strip().splitlines() or ["failed"])[-1][:160]}
 
 
@@ -160,7 +168,7 @@ def environment() -> str:
             f"native bf16 (AVX512-BF16/AMX): {cpu_has_native_bf16()}; torch {torch.__version__}")
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", help="default: every registered model with a recipe")
     p.add_argument("--modes", nargs="+", choices=list(MODES), help="default: the three fp32/bf16 modes (+ fp16 on CUDA)")
@@ -172,7 +180,46 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="1 warm-up + 1 timed step, 30 s cap per run (< 10 min)")
     p.add_argument("--out", default="bench/results/train_speed.md")
     p.add_argument("--worker", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
+
+
+def _speed_cell(r: dict) -> str:
+    return r.get("error", "") if "error" in r else f"{'< ' if r['bound'] else ''}{r['img_per_s']:.2f}"
+
+
+def _best(row: dict) -> str:
+    exact = [(r["img_per_s"], m) for m, r in row["by_mode"].items() if "error" not in r and not r["bound"]]
+    return max(exact)[1] if exact else "?"
+
+
+def columns(modes: list[str]) -> list[Column]:
+    """The table: model, parameters, images/s per mode (right-aligned), the best exact mode."""
+    return [Column("model", "model"),
+            Column("params", "params", lambda v: f"{v / 1e6:.2f} M" if v else "?", align="right"),
+            *[Column(m, m, value=lambda row, m=m: _speed_cell(row["by_mode"][m]), align="right") for m in modes],
+            Column("best", "best", value=_best)]
+
+
+def markdown(results: dict, models: list[str], modes: list[str], args, argv, minutes: float) -> str:
+    rows = []
+    for model in models:
+        by_mode = {m: results[(model, m)] for m in modes}
+        params = next((r["params"] for r in by_mode.values() if "params" in r), None) or _param_count(model)
+        rows.append({"model": model, "params": params, "by_mode": by_mode})
+    return "\n".join([
+        f"Training speed, images/s (one full `train.py` step: degradation, forward, all recipe losses incl. "
+        f"VGG16 and the discriminator, backward, optimiser steps), default configs, HR {args.hr_size}, "
+        f"batch {args.batch}, {args.warmup} warm-up + {args.steps} timed steps; "
+        f"\"< x\": stopped at the {args.cap:.0f} s cap, an upper bound.",
+        "",
+        f"Environment: {environment()}. Command: `python -m bench.train_speed {' '.join(argv)}` ({minutes:.1f} min).",
+        "",
+        table(columns(modes), rows),
+    ]) + "\n"
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     if args.worker:
         worker(args.worker[0], args.worker[1], args.batch, args.hr_size, args.warmup, args.steps)
         return 0
@@ -191,29 +238,8 @@ def main(argv=None) -> int:
     for model in models:
         for mode in modes:
             results[(model, mode)] = r = run_one(model, mode, args)
-            shown = r.get("error") or f"{'< ' if r['bound'] else ''}{r['img_per_s']:.2f} img/s"
-            print(f"{model:10s} {mode:20s} {shown}", flush=True)
-    lines = [
-        f"Training speed, images/s (one full `train.py` step: degradation, forward, all recipe losses incl. "
-        f"VGG16 and the discriminator, backward, optimiser steps), default configs, HR {args.hr_size}, "
-        f"batch {args.batch}, {args.warmup} warm-up + {args.steps} timed steps; "
-        f"\"< x\": stopped at the {args.cap:.0f} s cap, an upper bound.",
-        "",
-        f"Environment: {environment()}. Command: `python -m bench.train_speed {' '.join(argv if argv is not None else sys.argv[1:])}` "
-        f"({(time.time() - t0) / 60:.1f} min).",
-        "",
-        "| model | params | " + " | ".join(modes) + " | best |",
-        "|---|---:|" + "---:|" * len(modes) + "---|",
-    ]
-    for model in models:
-        row = [results[(model, m)] for m in modes]
-        params = next((r["params"] for r in row if "params" in r), None) or _param_count(model)
-        cells = [r.get("error", "") if "error" in r else f"{'< ' if r['bound'] else ''}{r['img_per_s']:.2f}" for r in row]
-        exact = [(r["img_per_s"], m) for r, m in zip(row, modes) if "error" not in r and not r["bound"]]
-        best = max(exact)[1] if exact else "?"
-        lines.append(f"| {model} | {params / 1e6:.2f} M | " if params else f"| {model} | ? | ")
-        lines[-1] += " | ".join(cells) + f" | {best} |"
-    text = "\n".join(lines) + "\n"
+            print(f"{model:10s} {mode:20s} {r.get('error') or _speed_cell(r) + ' img/s'}", flush=True)
+    text = markdown(results, models, modes, args, argv if argv is not None else sys.argv[1:], (time.time() - t0) / 60)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

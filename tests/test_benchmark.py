@@ -14,7 +14,11 @@ from hub_models import MODELS
 from hub_models.base import (INFERENCE_MODE_ENV, INFERENCE_MODES_FILE, mode_key, normalize_inference_mode,
                              read_inference_modes)
 from hub_models.machine import BF16_TIERS, cpu_class
-from bench import benchmark
+from bench import cli, speed, speed_report
+from bench.bounds import BOUND_COLUMNS
+from bench.datasets import Dataset
+from bench.papers import PAPER_COLUMNS
+from bench.quality import QUALITY_COLUMNS, card_row
 
 ARCHS = sorted(MODELS)
 
@@ -126,7 +130,7 @@ def test_shipped_modes_file_is_valid():
             evidence = data["evidence"][arch][device_type]
             assert evidence["mode_ms"] <= evidence["fp32_ms"] or mode == "fp32"
             if mode != "fp32":
-                assert abs(evidence["dpsnr_y"]) < benchmark.MAX_DPSNR
+                assert abs(evidence["dpsnr_y"]) < speed.MAX_DPSNR
     for arch, per_class in data.get("backends", {}).items():  # engines that won by >= 20 % on a CPU class
         for key, engine in per_class.items():
             assert engine in ("onnxruntime", "openvino") and key.startswith("cpu:")
@@ -155,13 +159,13 @@ def test_quick_benchmark_writes_the_tables(tmp_path, monkeypatch):
     out = tmp_path / "out"
     threads = torch.get_num_threads()
     try:
-        assert benchmark.main(["--quick", "--threads", "1", "--models", "srcnn", "rafsr", "--data", f"faces={faces}",
+        assert cli.main(["--quick", "--threads", "1", "--models", "srcnn", "rafsr", "--data", f"faces={faces}",
                                "--out", str(out), "--write-modes", "--modes-file", str(tmp_path / "modes.json")]) == 0
     finally:
         torch.set_num_threads(threads)
-    for name, columns in [("speed.csv", benchmark.SPEED_COLUMNS), ("modes.csv", benchmark.MODE_COLUMNS),
-                          ("bounds.csv", benchmark.BOUND_COLUMNS), ("scaling.csv", benchmark.SCALING_COLUMNS),
-                          ("quality.csv", benchmark.QUALITY_COLUMNS), ("papers.csv", benchmark.PAPER_COLUMNS)]:
+    for name, columns in [("speed.csv", speed_report.SPEED_COLUMNS), ("modes.csv", speed_report.MODE_COLUMNS),
+                          ("bounds.csv", BOUND_COLUMNS), ("scaling.csv", speed_report.SCALING_COLUMNS),
+                          ("quality.csv", QUALITY_COLUMNS), ("papers.csv", PAPER_COLUMNS)]:
         header, rows = _read_csv(out / name)
         assert header == columns, name
         assert rows, name
@@ -183,25 +187,82 @@ def test_quick_benchmark_writes_the_tables(tmp_path, monkeypatch):
     assert (INFERENCE_MODES_FILE.read_bytes() if INFERENCE_MODES_FILE.is_file() else None) == shipped
 
 
+def _faces(folder, n=2, side=32):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        image = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (side, side), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"{i}.png"), image)
+    return folder
+
+
+def test_a_part_only_run_keeps_the_other_parts_results(tmp_path, monkeypatch):
+    """`--part quality` after `--part speed` into the same folder (and back) merges:
+    environment.json keeps the other part's keys and run, benchmark.md both sections."""
+    from bench.environment import speed_run
+
+    monkeypatch.setattr(hub_models.registry, "CHECKPOINT_DIR", tmp_path / "no-checkpoints")
+    out = tmp_path / "out"
+    common = ["--quick", "--threads", "1", "--models", "srcnn", "--no-engines", "--scales", "4",
+              "--data", f"faces={_faces(tmp_path / 'faces')}", "--out", str(out)]
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main(common + ["--part", "speed"]) == 0
+        after_speed = json.loads((out / "environment.json").read_text())
+        assert cli.main(common + ["--part", "quality"]) == 0
+        env = json.loads((out / "environment.json").read_text())
+        page, speed_md = (out / "benchmark.md").read_text(), (out / "speed.md").read_text()
+        assert cli.main(common + ["--part", "speed"]) == 0
+        again = json.loads((out / "environment.json").read_text())
+    finally:
+        torch.set_num_threads(threads)
+    assert {k: env[k] for k in ("peaks", "peak", "cpu_class", "memory_method", "mode_data_note")} == \
+        {k: after_speed[k] for k in ("peaks", "peak", "cpu_class", "memory_method", "mode_data_note")}
+    assert env["runs"]["speed"] == after_speed["runs"]["speed"] and "--part speed" in env["runs"]["speed"]["command"]
+    assert env["command"] == env["runs"]["quality"]["command"] and "--part quality" in env["command"]
+    assert speed_run(env)["command"] == after_speed["command"]
+    assert "## Speed" in page and "## Quality" in page
+    assert "--part speed" in page.split("## Speed")[0] and "--part quality" in page.split("## Speed")[0]
+    assert page.split("## Speed\n\n")[1].split("\n\n## Quality")[0] == speed_md
+    assert again["runs"]["quality"] == env["runs"]["quality"] and again["command"] == after_speed["command"]
+    assert "## Quality" in (out / "benchmark.md").read_text()
+
+
+def test_environment_written_before_runs_counts_as_the_parts_its_command_measured():
+    from bench.environment import merge_environment, recorded_runs
+
+    legacy = {"command": "python -m bench --part speed --write-modes", "date": "d", "peaks": {"fp32": {}},
+              "cpu_class": "cpu:x", "seconds": 3.0}
+    assert set(recorded_runs(legacy)) == {"speed"} and recorded_runs(legacy)["speed"]["seconds"] == 3.0
+    assert set(recorded_runs({"command": "python -m bench --quick --out x"})) == {"speed", "quality"}
+    assert set(recorded_runs({"command": "python -m bench --part quality speed --quick"})) == {"speed", "quality"}
+    quality_run = {"command": "python -m bench --part quality", "date": "e", "protocol": "dic"}
+    merged = merge_environment(legacy, quality_run, ["quality"])
+    assert merged["peaks"] == legacy["peaks"] and merged["cpu_class"] == "cpu:x" and merged["command"] == quality_run["command"]
+    assert merged["runs"]["speed"]["command"] == legacy["command"] and merged["runs"]["quality"]["date"] == "e"
+    both = merge_environment(merged, {"command": "python -m bench", "date": "f"}, ["speed", "quality"])
+    assert "peaks" not in both and {r["date"] for r in both["runs"].values()} == {"f"}
+
+
 def test_quick_run_may_not_overwrite_the_shipped_modes(tmp_path):
     with pytest.raises(SystemExit):
-        benchmark.main(["--quick", "--write-modes", "--out", str(tmp_path)])
+        cli.main(["--quick", "--write-modes", "--out", str(tmp_path)])
 
 
 def test_card_results_are_reused_only_for_the_same_data(tmp_path):
     data = tmp_path / "HR"
     data.mkdir()
-    ds = benchmark.Dataset("CelebA-1000", data, [4], images=[torch.rand(3, 8, 8)] * 2)
+    ds = Dataset("CelebA-1000", data, [4], images=[torch.rand(3, 8, 8)] * 2)
     folder = tmp_path / "ckpt"
     folder.mkdir()
     row = {"dataset": "CelebA-1000", "scale": 4, "protocol": "dic", "num_images": 2,
            "command": f"python -m train.evaluate ckpt --data {data} --scale 4", "model": {"psnr_y": 30.0}}
     (folder / "eval_results.json").write_text(json.dumps([row]))
-    assert benchmark._card_row(folder, ds, 4, "dic")["model"]["psnr_y"] == 30.0
-    assert benchmark._card_row(folder, ds, 8, "dic") is None
-    assert benchmark._card_row(folder, ds, 4, "sparnet") is None
-    other = benchmark.Dataset("other", tmp_path, [4], images=ds.images)
-    assert benchmark._card_row(folder, other, 4, "dic") is None
+    assert card_row(folder, ds, 4, "dic")["model"]["psnr_y"] == 30.0
+    assert card_row(folder, ds, 8, "dic") is None
+    assert card_row(folder, ds, 4, "sparnet") is None
+    other = Dataset("other", tmp_path, [4], images=ds.images)
+    assert card_row(folder, other, 4, "dic") is None
 
 
 def test_readme_tables_match_their_sources():

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from bench.timing import load_average
+from hub_models import metrics
 from train.hardware import cpu_model_name
 
 PARTS = ("speed", "quality")
@@ -29,9 +30,17 @@ PART_KEYS = {
 #: what `runs` records of the run that measured a part
 RUN_KEYS = ("command", "date", "quick", "device", "threads", "torch", "device_desc", "load_start", "load_end",
             "seconds", "busy")
-PROTOCOL_DESC = {"dic": "Y rounded, 8 px border crop, 7x7 uniform SSIM",
-                 "sparnet": "Y floored, no crop, 11x11 Gaussian SSIM",
-                 "basicsr": "Y float, scale-pixel crop, 11x11 Gaussian SSIM"}
+_Y = {"round": "Y rounded", "floor": "Y floored", "float": "Y float"}
+_WINDOW = {"uniform7": "7x7 uniform SSIM", "gaussian11": "11x11 Gaussian SSIM"}
+
+
+def protocol_description(name: str) -> str:
+    """`hub_models.metrics.PROTOCOLS[name]` in words ("Y rounded, 8 px border crop, 7x7 uniform SSIM")."""
+    p = metrics.PROTOCOLS.get(name)
+    if p is None:
+        return name
+    crop = "no crop" if not p.crop else "scale-pixel crop" if p.crop == "scale" else f"{p.crop} px border crop"
+    return f"{_Y.get(p.y_mode, p.y_mode)}, {crop}, {_WINDOW.get(p.window, p.window)}"
 
 
 def _device_desc(device: torch.device) -> str:
@@ -59,7 +68,7 @@ def run_environment(command: str, args, device: torch.device) -> dict:
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "device_desc": _device_desc(device), "load_start": load_average(), "out_size": args.size, "b16": 16,
         "scaling_sizes": args.scaling_sizes, "protocol": args.protocol,
-        "protocol_desc": PROTOCOL_DESC.get(args.protocol, args.protocol),
+        "protocol_desc": protocol_description(args.protocol),
     }
     env["busy"] = _busy(env["load_start"], device)
     return env

@@ -228,22 +228,6 @@ def test_a_part_only_run_keeps_the_other_parts_results(tmp_path, monkeypatch):
     assert "## Quality" in (out / "benchmark.md").read_text()
 
 
-def test_environment_written_before_runs_counts_as_the_parts_its_command_measured():
-    from bench.environment import merge_environment, recorded_runs
-
-    legacy = {"command": "python -m bench --part speed --write-modes", "date": "d", "peaks": {"fp32": {}},
-              "cpu_class": "cpu:x", "seconds": 3.0}
-    assert set(recorded_runs(legacy)) == {"speed"} and recorded_runs(legacy)["speed"]["seconds"] == 3.0
-    assert set(recorded_runs({"command": "python -m bench --quick --out x"})) == {"speed", "quality"}
-    assert set(recorded_runs({"command": "python -m bench --part quality speed --quick"})) == {"speed", "quality"}
-    quality_run = {"command": "python -m bench --part quality", "date": "e", "protocol": "dic"}
-    merged = merge_environment(legacy, quality_run, ["quality"])
-    assert merged["peaks"] == legacy["peaks"] and merged["cpu_class"] == "cpu:x" and merged["command"] == quality_run["command"]
-    assert merged["runs"]["speed"]["command"] == legacy["command"] and merged["runs"]["quality"]["date"] == "e"
-    both = merge_environment(merged, {"command": "python -m bench", "date": "f"}, ["speed", "quality"])
-    assert "peaks" not in both and {r["date"] for r in both["runs"].values()} == {"f"}
-
-
 def test_quick_run_may_not_overwrite_the_shipped_modes(tmp_path):
     with pytest.raises(SystemExit):
         cli.main(["--quick", "--write-modes", "--out", str(tmp_path)])

@@ -116,6 +116,25 @@ def _row(label: str, arch: str, weights: str, ds: Dataset, scale: int, args, n: 
     }
 
 
+def _scores(card: dict | None, model, ds: Dataset, scale: int, args, share_s: float) -> tuple[dict, int, str, list]:
+    """Scores, image count, source and notes of one evaluation: the card's when it has them."""
+    if card:
+        return card["model"], card["num_images"], "card (eval_results.json)", []
+    result = _budgeted_scores(model, ds.images, scale, args, share_s)
+    n = result["num_images"]
+    notes = [f"first {n} of {len(ds.images)} images (time budget --quality-minutes)"] if n < len(ds.images) else []
+    return result["model"], n, "computed", notes
+
+
+def _bicubic_on(bicubic_scores: dict, ds: Dataset, scale: int, n: int, args) -> dict:
+    """Bicubic's scores on the first `n` images of `ds` (measured once per dataset, scale and n)."""
+    key = (ds.name, scale, n)
+    if bicubic_scores.get(key) is None:  # a subset: bicubic on the same images
+        bicubic_scores[key] = evaluate_model(hub_models.create("bicubic", scale=scale), ds.images[:n], scale,
+                                             args.protocol, args.batch_size, with_bicubic=False)["model"]
+    return bicubic_scores[key]
+
+
 def quality(datasets: list[Dataset], checkpoints: list[tuple[str, Any]], args, chosen_modes: dict,
             log: Callable[[str], None]) -> list[dict]:
     """One quality.csv row per (dataset, scale, bicubic or checkpoint)."""
@@ -128,29 +147,19 @@ def quality(datasets: list[Dataset], checkpoints: list[tuple[str, Any]], args, c
     bicubic_scores: dict[tuple, dict] = {}
     for i, (ds, scale, name, model) in enumerate(jobs):
         model_obj, arch, weights, note = _subject(name, model, scale)
-        note = ([ds.grey_note] if ds.greyscale else []) + note
         if chosen_modes.get(arch) and model is not None:
             model_obj.inference_mode = chosen_modes[arch]
-        used_mode = model_obj.resolved_inference_mode(next((p.device for p in model_obj.parameters()), torch.device("cpu")))
+        used_mode = "(card)" if cards[i] else model_obj.resolved_inference_mode(
+            next((p.device for p in model_obj.parameters()), torch.device("cpu")))
         t0 = time.perf_counter()
-        if cards[i]:
-            scores, n, source, used_mode = cards[i]["model"], cards[i]["num_images"], "card (eval_results.json)", "(card)"
-        else:
-            share = max(1.0, deadline - time.perf_counter()) / max(1, sum(c is None for c in cards[i:]))  # card rows take no time
-            result = _budgeted_scores(model_obj, ds.images, scale, args, share)
-            scores, n, source = result["model"], result["num_images"], "computed"
-            if n < len(ds.images):
-                note.append(f"first {n} of {len(ds.images)} images (time budget --quality-minutes)")
-        key = (ds.name, scale, n)
+        share = max(1.0, deadline - t0) / max(1, sum(c is None for c in cards[i:]))  # card rows take no time
+        scores, n, source, budget_note = _scores(cards[i], model_obj, ds, scale, args, share)
         if model is None:
-            bicubic_scores[key] = scores
-        if bicubic_scores.get(key) is None and model is not None:  # a subset: bicubic on the same images
-            bicubic_scores[key] = evaluate_model(hub_models.create("bicubic", scale=scale), ds.images[:n], scale,
-                                                 args.protocol, args.batch_size, with_bicubic=False)["model"]
-        seconds = time.perf_counter() - t0 if source == "computed" else None
-        label = name if model is not None else f"bicubic-x{scale}"
-        rows.append(_row(label, arch, weights, ds, scale, args, n, scores, bicubic_scores.get(key),
-                         mode=used_mode, seconds=seconds, source=source, note=note))
+            bicubic_scores[(ds.name, scale, n)] = scores
+        rows.append(_row(name if model is not None else f"bicubic-x{scale}", arch, weights, ds, scale, args, n, scores,
+                         _bicubic_on(bicubic_scores, ds, scale, n, args), mode=used_mode,
+                         seconds=time.perf_counter() - t0 if source == "computed" else None, source=source,
+                         note=([ds.grey_note] if ds.greyscale else []) + note + budget_note))
         if model is not None:
             model_obj.inference_mode = None
         log(f"  quality {rows[-1]['model']} {ds.name} x{scale}: PSNR-Y {scores.get('psnr_y', float('nan')):.2f} "

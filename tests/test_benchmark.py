@@ -16,7 +16,7 @@ from hub_models.base import (INFERENCE_MODE_ENV, INFERENCE_MODES_FILE, mode_key,
 from hub_models.machine import BF16_TIERS, cpu_class
 from bench import cli, speed, speed_report
 from bench.bounds import BOUND_COLUMNS
-from bench.datasets import Dataset
+from bench.datasets import Dataset, load_dataset
 from bench.papers import PAPER_COLUMNS
 from bench.quality import QUALITY_COLUMNS, card_row
 
@@ -247,6 +247,27 @@ def test_card_results_are_reused_only_for_the_same_data(tmp_path):
     assert card_row(folder, ds, 4, "sparnet") is None
     other = Dataset("other", tmp_path, [4], images=ds.images)
     assert card_row(folder, other, 4, "dic") is None
+
+
+def test_quality_rows_reuse_a_card_and_measure_bicubic_on_the_same_images(tmp_path, monkeypatch):
+    import argparse
+
+    from bench.quality import quality
+
+    data = _faces(tmp_path / "HR", n=2)
+    ckpt_dir = tmp_path / "checkpoints"
+    tiny("rafsr").save_pretrained(ckpt_dir / "rafsr-tiny")
+    card = {"dataset": "HR", "scale": 4, "protocol": "dic", "num_images": 2, "model": {"psnr_y": 99.0},
+            "command": f"python -m train.evaluate rafsr-tiny --data {data} --scale 4"}
+    (ckpt_dir / "rafsr-tiny" / "eval_results.json").write_text(json.dumps([card]))
+    monkeypatch.setattr(hub_models.registry, "CHECKPOINT_DIR", ckpt_dir)
+    ds = load_dataset(Dataset("HR", data, [4]), None)
+    args = argparse.Namespace(quality_minutes=1.0, recompute=False, limit=None, protocol="dic", batch_size=4)
+    rows = quality([ds], [("rafsr-tiny", hub_models.load(ckpt_dir / "rafsr-tiny"))], args, {}, lambda msg: None)
+    bicubic, ours = rows
+    assert (bicubic["model"], bicubic["source"], bicubic["images"]) == ("bicubic-x4", "computed", 2)
+    assert (ours["source"], ours["mode"], ours["psnr_y"], ours["seconds"]) == ("card (eval_results.json)", "(card)", 99.0, None)
+    assert ours["bicubic_psnr_y"] == bicubic["psnr_y"] and ours["gain_psnr_y"] == 99.0 - bicubic["psnr_y"]
 
 
 def test_readme_tables_match_their_sources():

@@ -10,7 +10,7 @@ No number in these tables is typed by hand: each block between `<!-- BEGIN name 
 - `shipped`: every shipped checkpoint's `eval_results.json` (written by `train.evaluate
   --update-card`, the evaluation command, which each row names) and `training.json`,
 - `speed`, `quality`: `bench/results/speed.md` and `bench/results/quality.md` (written by `python -m bench`, bench/cli.py),
-- `train_speed`, `train_speed_xeon`: `bench/results/train_speed.md` (written by `bench/train_speed.py`) and
+- `train_speed`, `train_speed_xeon`: `bench/results/train_speed.md` (written by `python -m bench.train_speed`) and
   the same table measured earlier on a machine without native bf16,
 - `experiments`: `bench/results/experiments/*.json`, training A/B tests: each run's training command
   and the rows `train.evaluate --json` wrote for its best checkpoint.
@@ -28,49 +28,79 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import hub_models
 from bench.environment import speed_run
+from bench.report import Column, metric, table
 from hub_models.__main__ import model_table
+from hub_models.metrics import METRICS
 from hub_models.registry import CHECKPOINT_DIR
+from hub_models.training_record import card_lines
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 BENCH = ROOT / "bench" / "results"
 
 
+def _side(side: str, name: str) -> Column:
+    """The `name` score of the model or of bicubic (`side`), formatted by the metrics spec."""
+    prefix = "bicubic " if side == "bicubic" else ""
+    return Column(f"{side}.{name}", prefix + METRICS[name].label, metric(name),
+                  value=lambda row: (row.get(side) or {}).get(name))
+
+
+def _gain(row: dict):
+    """PSNR-Y of the model minus bicubic's on the same LR (None without bicubic)."""
+    model, bicubic = row.get("model") or {}, row.get("bicubic") or {}
+    return model["psnr_y"] - bicubic["psnr_y"] if "psnr_y" in model and "psnr_y" in bicubic else None
+
+
+def _signed_db(value) -> str:
+    return "" if value is None else f"{value:+.{METRICS['psnr_y'].digits}f}"
+
+
+def _times(scale) -> str:
+    return f"x{scale}" if scale else ""
+
+
+SHIPPED_COLUMNS = [
+    Column("checkpoint", "checkpoint", lambda name: f"`{name}`"), Column("dataset", "data"),
+    Column("scale", "scale", _times), Column("num_images", "images"),
+    *(_side(side, name) for side in ("model", "bicubic") for name in ("psnr_y", "ssim_y", "lpips")),
+    Column("gain", "gain (dB)", _signed_db, value=_gain), Column("trained", "training (all stages)"),
+]
+EXPERIMENT_COLUMNS = [
+    Column("setting", "setting"),
+    Column("best", "best checkpoint", value=lambda row: f"step {row['best']['steps']} ({row['best']['wall time']})"),
+    Column("data", "data", value=lambda row: f"{row['data']} ({row['num_images']})"), Column("scale", "scale", _times),
+    *(_side("model", name) for name in ("psnr_y", "ssim_y", "lpips")), _side("bicubic", "psnr_y"),
+    Column("gain", "gain (dB)", _signed_db, value=_gain),
+]
+
+
 def shipped_table(checkpoint_dir: Path = CHECKPOINT_DIR) -> str:
     """One row per (checkpoint, dataset, scale) from the checkpoints' eval_results.json."""
-    lines = [
-        "| checkpoint | data | scale | images | PSNR-Y | SSIM-Y | LPIPS | bicubic PSNR-Y | bicubic SSIM-Y | bicubic LPIPS "
-        "| gain (dB) | training (all stages) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    commands = []
+    rows, commands = [], []
     for name in hub_models.list_checkpoints():
         folder = checkpoint_dir / name
         results_file = folder / "eval_results.json"
         training_file = folder / "training.json"
-        training = json.loads(training_file.read_text()) if training_file.is_file() else {}
+        training = card_lines(json.loads(training_file.read_text())) if training_file.is_file() else {}  # as the card says it
         trained = training.get("total training") or f"{training.get('steps', '?')} steps, {training.get('wall time', '?')}"
         if not results_file.is_file():
-            lines.append(f"| `{name}` | (not evaluated) | | | | | | | | | | {trained} |")
+            rows.append({"checkpoint": name, "dataset": "(not evaluated)", "trained": trained})
             continue
         for row in json.loads(results_file.read_text()):
-            m, b = row["model"], row.get("bicubic") or {}
-            gain = m["psnr_y"] - b["psnr_y"] if b else float("nan")
-            lines.append(
-                f"| `{name}` | {row['dataset']} | x{row['scale']} | {row['num_images']} | {m['psnr_y']:.2f} | "
-                f"{m['ssim_y']:.4f} | {m['lpips']:.4f} | {b.get('psnr_y', float('nan')):.2f} | "
-                f"{b.get('ssim_y', float('nan')):.4f} | {b.get('lpips', float('nan')):.4f} | {gain:+.2f} | {trained} |"
-            )
+            rows.append({**row, "checkpoint": name, "trained": trained})
             commands.append(row["command"])
+    lines = [table(SHIPPED_COLUMNS, rows)]
     if commands:
         lines += ["", "Each row was measured by (protocol `dic`):", "", "```bash", *dict.fromkeys(commands), "```"]
     return "\n".join(lines)
 
 
 def bench_file(name: str, command: str = "python -m bench") -> str:
+    """bench/results/`name` as it is (a note with the command that writes it when it is missing)."""
     path = BENCH / name
     if not path.is_file():
-        return f"(`bench/{name}` not generated yet: run `{command}`)"
+        return f"(`bench/results/{name}` not generated yet: run `{command}`)"
     return path.read_text().strip()
 
 
@@ -93,26 +123,21 @@ def experiments_table(folder: Path = BENCH / "experiments") -> str:
     parts = []
     for path in sorted(folder.glob("*.json")):
         exp = json.loads(path.read_text())
-        lines = [f"**{exp['title']}** (`bench/results/experiments/{path.name}`). {exp['question']} Hardware: {exp['hardware']}.",
-                 "", "| setting | best checkpoint | data | scale | PSNR-Y | SSIM-Y | LPIPS | bicubic PSNR-Y | gain (dB) |",
-                 "|---|---|---|---|---|---|---|---|---|"]
+        lines = [f"**{exp['title']}** (`bench/results/experiments/{path.name}`). {exp['question']} Hardware: {exp['hardware']}."]
         commands = [d["command"] for d in exp.get("datasets", []) if d.get("command")]
         if any("sharpness_median" in d for d in exp.get("datasets", [])):
-            lines[1:1] = ["", "Sharpness of the evaluation sets (median variance of the Laplacian, `train.data.sharpness`): "
-                          + "; ".join(f"{d['name']} {d['sharpness_median']:.0f}" for d in exp["datasets"]) + "."]
-        by_dataset: dict[str, list[tuple[float, str]]] = {}
+            lines += ["", "Sharpness of the evaluation sets (median variance of the Laplacian, `train.data.sharpness`): "
+                      + "; ".join(f"{d['name']} {d['sharpness_median']:.0f}" for d in exp["datasets"]) + "."]
+        rows, by_dataset = [], {}
         for run in exp["runs"]:
-            best = run["best_checkpoint"]
             if run["train_command"]:
                 commands.append(run["train_command"])
             for row in run["results"]:
-                m, b = row["model"], row["bicubic"]
                 data = exp.get("data", row["dataset"])
-                by_dataset.setdefault(data, []).append((m["psnr_y"], run["setting"]))
-                lines.append(f"| {run['setting']} | step {best['steps']} ({best['wall time']}) | {data} "
-                             f"({row['num_images']}) | x{row['scale']} | {m['psnr_y']:.2f} | {m['ssim_y']:.4f} | "
-                             f"{m['lpips']:.4f} | {b['psnr_y']:.2f} | {m['psnr_y'] - b['psnr_y']:+.2f} |")
+                by_dataset.setdefault(data, []).append((row["model"]["psnr_y"], run["setting"]))
+                rows.append({**row, "setting": run["setting"], "best": run["best_checkpoint"], "data": data})
                 commands.append(row["command"])
+        lines += ["", table(EXPERIMENT_COLUMNS, rows)]
         if len(by_dataset) > 1:
             lines += ["", "Order by PSNR-Y (best first):"]
             lines += [f"- {data}: " + " > ".join(setting for _, setting in sorted(runs, reverse=True))

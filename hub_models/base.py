@@ -264,7 +264,7 @@ class SRModel(
 
     #: LR tile side above which `upscale` works in tiles (see hub_models/tiling.py); for
     #: purely local networks any tile gives the whole-image result, for networks with
-    #: global pooling or attention it was chosen by measurement (README "Large images")
+    #: global pooling or attention it was chosen by measurement (docs/benchmarks.md, "Large images")
     tile_size: ClassVar[int] = 256
     #: LR pixels adjacent tiles share; None: 2 x the receptive radius + 8 (exact for local networks)
     tile_overlap: ClassVar[int | None] = None

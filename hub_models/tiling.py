@@ -12,7 +12,7 @@ rest of the overlap. With `margin` >= the network's receptive radius
 (`receptive_radius(model)`), a purely local network (SRCNN, VDSR, MFFCN) gives the
 untiled result up to float rounding. Networks with global pooling or self-attention (CBAM,
 GAM, meta-ACON, SAGAN) see only their tile, so their tile size is chosen by measurement
-(`SRModel.tile_size`; see docs in README "Large images").
+(`SRModel.tile_size`; see docs/benchmarks.md, "Large images").
 
 Rows of tiles are finished one at a time: only a strip of float32 accumulators one tile
 high is kept, and finished rows are written into `out` (float32 or uint8, any layout,

@@ -1,4 +1,4 @@
-"""Run an A/B experiment's evaluations from its spec and write the result the README shows.
+"""Run an A/B experiment's evaluations from its spec and write the result docs/experiments.md shows.
 
     python -m bench.experiment bench/results/experiments/specs/validation_proxy.json
 
@@ -6,7 +6,7 @@ A spec (hand-written, no figures) names the question, the checkpoints (each with
 that trained it) and the evaluation sets (each with the command that made it). Every figure is
 measured here by `train.evaluate` (its command is stored beside it) and written to
 `bench/results/experiments/<spec name>.json`, which `python -m bench.readme_tables` renders into the
-README's "Training experiments" block.
+"experiments" block of docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hub_models.training_record import card_lines
 from train import evaluate
 from train.data import list_images, read_rgb, sharpness
 
@@ -29,7 +30,7 @@ def best_checkpoint(model: str) -> dict:
     path = Path(model) / "training.json"
     if not path.is_file():
         return {"steps": "n/a", "wall time": "n/a"}
-    record = json.loads(path.read_text())
+    record = card_lines(json.loads(path.read_text()))  # the record as its card says it (hub_models.training_record)
     return {"steps": record.get("steps"), "wall time": record.get("wall time"), "batch": record.get("batch"),
             "total training": record.get("total training")}
 

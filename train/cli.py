@@ -73,7 +73,7 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     p.add_argument("--val-pick", choices=["first", "sharpest"], default="first",
                    help="which N validation images: the list's first, or its sharpest centre crops (variance of "
                         "the Laplacian at --val-size). UTKFace is much blurrier than the CelebA test crops; its "
-                        "sharpest faces rank checkpoints the way CelebA does (README: Training, validation)")
+                        "sharpest faces rank checkpoints the way CelebA does (docs/training.md: Sharpness and validation)")
     p.add_argument("--val-size", type=int,
                    help=f"validation HR size (default: the larger of --hr-size and {BENCHMARK_HR}, the CelebA test "
                         "crops': networks trained on small crops are judged at the input size they will be used on)")

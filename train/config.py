@@ -147,7 +147,7 @@ def validation_crop(args, sources: list[dict], recipe: Recipe) -> float:
 def validation_size(val_size: int | None, hr_size: int) -> int:
     """Validation HR size: --val-size, else at least the benchmark's. Networks with BatchNorm or
     global pooling trained on small crops can look good on crops of their training size and
-    fail at the benchmark's (README, Training: input size), so the best checkpoint is chosen
+    fail at the benchmark's (docs/training.md: Input size), so the best checkpoint is chosen
     at the size it will be measured at."""
     size = val_size or max(hr_size, BENCHMARK_HR)
     if size < 8:

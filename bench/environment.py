@@ -30,17 +30,7 @@ PART_KEYS = {
 #: what `runs` records of the run that measured a part
 RUN_KEYS = ("command", "date", "quick", "device", "threads", "torch", "device_desc", "load_start", "load_end",
             "seconds", "busy")
-_Y = {"round": "Y rounded", "floor": "Y floored", "float": "Y float"}
-_WINDOW = {"uniform7": "7x7 uniform SSIM", "gaussian11": "11x11 Gaussian SSIM"}
-
-
-def protocol_description(name: str) -> str:
-    """`hub_models.metrics.PROTOCOLS[name]` in words ("Y rounded, 8 px border crop, 7x7 uniform SSIM")."""
-    p = metrics.PROTOCOLS.get(name)
-    if p is None:
-        return name
-    crop = "no crop" if not p.crop else "scale-pixel crop" if p.crop == "scale" else f"{p.crop} px border crop"
-    return f"{_Y.get(p.y_mode, p.y_mode)}, {crop}, {_WINDOW.get(p.window, p.window)}"
+protocol_description = metrics.describe_protocol  # one wording, hub_models.metrics
 
 
 def _device_desc(device: torch.device) -> str:

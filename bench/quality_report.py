@@ -4,6 +4,7 @@ rows), as column specs; metric cells through the shared metrics spec."""
 from __future__ import annotations
 
 from bench.report import Column, metric, table, text
+from hub_models import metrics
 
 
 def _scale(v) -> str:
@@ -30,7 +31,7 @@ PAPER_TABLE = [
 
 def quality_markdown(qrows: list[dict], prows: list[dict], env: dict) -> str:
     out = [f"Protocol `{env['protocol']}` ({env['protocol_desc']}); LR = antialiased bicubic downscale, "
-           "8-bit quantised; PSNR/SSIM on Y, LPIPS AlexNet v0.1 on RGB; bicubic on the same LR. "
+           f"8-bit quantised; PSNR/SSIM on Y, {metrics.LPIPS_NOTE}; bicubic on the same LR. "
            "Our numbers only: the papers' own figures are in the next table, labelled paper."]
     out.append(table(QUALITY_TABLE, qrows))
     out.append("\n**The papers' tables side by side** (`paper` columns are the papers' own figures, quoted, on "

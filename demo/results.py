@@ -18,7 +18,7 @@ from .framing import Framed
 
 #: PSNR/SSIM protocol of the face SR papers (DIC): Y channel, 8-pixel border crop
 PROTOCOL = "dic"
-PROTOCOL_NOTE = "PSNR/SSIM on the Y channel (BT.601) with an 8-pixel border crop (DIC protocol); LPIPS AlexNet v0.1 on RGB"
+PROTOCOL_NOTE = f"PSNR/SSIM of the DIC protocol ({metrics.describe_protocol(PROTOCOL)}, Y = BT.601 luma); {metrics.LPIPS_NOTE}"
 MIN_SCORED_SIDE = 24  # 8-px crop on both sides + the 7x7 SSIM window
 #: the score columns of the demo's tables, in order (their specs: hub_models.metrics.METRICS)
 SCORE_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "lpips")

@@ -24,7 +24,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from torch import nn  # models are `hub_models.base.SRModel`s; base imports this module, not the reverse
 
-from .metrics import METRICS, format_metric
+from .metrics import LPIPS_NOTE, METRICS, describe_protocol, format_metric
 from .registry import parameter_count
 
 from .training_record import card_lines, gan_dropped
@@ -116,9 +116,8 @@ def metrics_table(model: nn.Module, eval_results: list[dict] | None) -> str:
     protocols = sorted({row.get("protocol", "dic") for row in eval_results or []})
     if protocols:
         notes.append(
-            f"Measured with protocol(s) {', '.join(protocols)} (`dic`: Y channel of BT.601, rounded, "
-            "8-pixel border cropped, 7x7 uniform SSIM; per-image values averaged). "
-            "LR = antialiased bicubic downscale of the HR image. LPIPS: AlexNet v0.1 on RGB."
+            f"Measured with protocol(s) {', '.join(protocols)} (`dic`: {describe_protocol('dic')}, Y = BT.601 luma; "
+            f"per-image values averaged). LR = antialiased bicubic downscale of the HR image. {LPIPS_NOTE}."
         )
     if any(row_split(row) == "validation" for row in eval_results or []):
         notes.append("Split *validation*: the training run picked its best checkpoint on (part of) this list, "
@@ -272,7 +271,7 @@ def card_context(model: nn.Module, eval_results: list[dict] | None = None, train
     paths in the folder ({path: PNG bytes or None}); `weights_note`: said first (changed weights)."""
     doc = (type(model).__doc__ or "").strip().split("\n\n")[0]
     decisions = ["| paper says | we do |", "|---|---|"] + [
-        f"| {said.replace('|', '/')} | {done.replace('|', '/')} |" for said, done in model.decisions
+        f"| {d.paper.replace('|', '/')} | {d.we_do().replace('|', '/')} |" for d in model.decisions
     ]
     num_params = parameter_count(model)
     summary = " ".join(doc.split())

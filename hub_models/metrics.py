@@ -109,6 +109,22 @@ class Protocol:
     window: str        # "uniform7" | "gaussian11"
     sample_covariance: bool
 
+    def describe(self) -> str:
+        """In words, e.g. "Y rounded, 8 px border crop, 7x7 uniform SSIM" (Y: BT.601 luma)."""
+        crop = "no crop" if not self.crop else "scale-pixel crop" if self.crop == "scale" else f"{self.crop} px border crop"
+        return f"{_Y_WORDS.get(self.y_mode, self.y_mode)}, {crop}, {_WINDOW_WORDS.get(self.window, self.window)}"
+
+
+_Y_WORDS = {"round": "Y rounded", "floor": "Y floored", "float": "Y float"}
+_WINDOW_WORDS = {"uniform7": "7x7 uniform SSIM", "gaussian11": "11x11 Gaussian SSIM"}
+#: how LPIPS is computed here (cards, benchmark and demo say it with these words)
+LPIPS_NOTE = "LPIPS AlexNet v0.1 on RGB"
+
+
+def describe_protocol(name: str) -> str:
+    """`PROTOCOLS[name].describe()`, or the name itself for an unknown protocol."""
+    return PROTOCOLS[name].describe() if name in PROTOCOLS else name
+
 
 PROTOCOLS: dict[str, Protocol] = {
     "dic": Protocol(y_mode="round", crop=8, window="uniform7", sample_covariance=True),

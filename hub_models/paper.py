@@ -56,12 +56,16 @@ class Paper:
 
 @dataclass(frozen=True)
 class Decision:
-    """What the paper says and what we do; `note`: the reasoning or detail behind it, shown in the
-    docstring. Unpacks and counts as the pair (paper, ours): ``for said, done in decisions``."""
+    """What the paper says and what we do; `note`: the reasoning or detail behind it (docstring and
+    card show `we_do()`, the two together). Unpacks and counts as the pair (paper, ours): ``for said, done in decisions``."""
 
     paper: str
     ours: str
     note: str = ""
+
+    def we_do(self) -> str:
+        """What we do, with the note: the one wording the docstring and the card both show."""
+        return f"{self.ours} -- {self.note}" if self.note else self.ours
 
     def __iter__(self) -> Iterator[str]:
         return iter((self.paper, self.ours))
@@ -111,7 +115,7 @@ def render_decisions(decisions: Sequence[Decision], width: int = 92, indent: str
     """The docstring section "Paper says / we do:" as bullets, `indent`-ed, wrapped at `width`."""
     lines = [f"{indent}Paper says / we do:"]
     for d in decisions:
-        text = f"paper: {d.paper}; we: {d.ours}" + (f" -- {d.note}" if d.note else "")
+        text = f"paper: {d.paper}; we: {d.we_do()}"
         lines += textwrap.wrap(text, width, initial_indent=f"{indent}- ", subsequent_indent=f"{indent}  ",
                                break_on_hyphens=False)
     return "\n".join(lines)

@@ -17,7 +17,7 @@ the memory allocated before the call; on CPU the growth of the process's peak re
 during one call (`/proc/self/clear_refs` resets VmHWM; glibc's mmap threshold is set to 64
 KiB for that call so freed buffers leave the resident set): activations and workspaces, not
 the weights. Each candidate mode (channels_last, bf16, torch.compile and their combinations)
-is timed at batch 1; bf16/fp16 modes more than 1.5x slower than fp32 on a 32x32-output probe
+is timed at batch 1; bf16/fp16 modes more than 3x slower than fp32 on a 32x32-output probe
 are not timed at full size (recorded as such). One profiled run per model (torch.profiler)
 says where the time goes: the "bound" column (bench.bounds). Cost against output size
 (64..512) is timed where one run is estimated under `--scaling-max-s` seconds (GFLOPs are

@@ -19,6 +19,7 @@ No number in these tables is typed by hand: each block between `<!-- BEGIN name 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import re
 import sys
@@ -92,7 +93,9 @@ def shipped_table(checkpoint_dir: Path = CHECKPOINT_DIR) -> str:
             commands.append(row["command"])
     lines = [table(SHIPPED_COLUMNS, rows)]
     if commands:
-        lines += ["", "Each row was measured by (protocol `dic`):", "", "```bash", *dict.fromkeys(commands), "```"]
+        example = commands[0]
+        lines += ["", f"Each row was measured by `train.evaluate` (protocol `dic`), e.g. `{example}`; the exact "
+                  f"command of every row is the *Reproduce* line of its checkpoint's card ({len(set(commands))} commands)."]
     return "\n".join(lines)
 
 
@@ -114,6 +117,34 @@ def speed_block() -> str:
     if run.get("command") and env.get("peaks") and (BENCH / "speed.md").is_file():
         body = f"Command: `{run['command']}` ({run.get('date', '?')}, {run.get('seconds', '?')} s).\n\n" + body
     return body
+
+
+def _csv_rows(name: str) -> list[dict]:
+    path = BENCH / name
+    return list(csv.DictReader(path.open())) if path.is_file() else []
+
+
+def _number(digits: int):
+    return lambda v: "" if v in (None, "") else f"{float(v):.{digits}f}"
+
+
+SPEED_SUMMARY_COLUMNS = [
+    Column("model", "model"), Column("scale", "scale", lambda v: f"x{v}"), Column("default_mode", "default mode"),
+    Column("default_ms", "ms per 128-px face", _number(1)), Column("default_img_s_b16", "faces/s (batch 16)", _number(1)),
+    Column("pct_peak", "% of conv peak", _number(0)), Column("mpix_s", "tiled MP/s", _number(2)),
+]
+
+
+def speed_summary() -> str:
+    """The speed table in short (bench/results/speed.csv + tiled.csv, the run of `speed_block`)."""
+    tiled = {row["model"]: row for row in _csv_rows("tiled.csv")}
+    rows = [{**row, "mpix_s": tiled.get(row["model"], {}).get("mpix_s")} for row in _csv_rows("speed.csv")]
+    if not rows:
+        return "(`bench/results/speed.csv` not generated yet: run `python -m bench --part speed`)"
+    env_file = BENCH / "environment.json"
+    run = speed_run(json.loads(env_file.read_text())) if env_file.is_file() else None
+    where = f"`{run['command']}`, {run.get('date', '?')}, {run.get('device_desc', '')}" if run else "`python -m bench --part speed`"
+    return table(SPEED_SUMMARY_COLUMNS, rows) + f"\n\nMeasured by {where}; the full tables: docs/benchmarks.md."
 
 
 def experiments_table(folder: Path = BENCH / "experiments") -> str:
@@ -151,6 +182,7 @@ BLOCKS = {
     "models": model_table,
     "shipped": shipped_table,
     "speed": lambda: speed_block(),
+    "speed_summary": speed_summary,
     "quality": lambda: bench_file("quality.md"),
     "train_speed": lambda: bench_file("train_speed.md", "python -m bench.train_speed --quick"),
     "train_speed_xeon": lambda: bench_file("train_speed_xeon.md"),

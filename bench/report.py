@@ -1,21 +1,15 @@
-"""Report writing: a table is a list of `Column`s applied to rows (dicts), rendered as
-markdown; csv files take a list of column names. Cell formatters are shared here so that
+"""Report writing: markdown tables are `hub_models.tables` (a list of `Column`s applied to
+rows); csv files take a list of column names. The cell formatters here are shared so that
 every table of bench/results/ writes numbers the same way."""
 
 from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-Formatter = Callable[[Any], str]
-
-
-def text(v: Any) -> str:
-    """A cell as it is; empty for None."""
-    return "" if v is None else str(v)
+from hub_models.tables import Column, Formatter, header_lines, row_line, table, text  # noqa: F401 (re-exported)
 
 
 def fixed(digits: int = 1) -> Formatter:
@@ -57,41 +51,6 @@ def metric(name: str) -> Formatter:
     from hub_models.metrics import format_metric
 
     return lambda v: "" if v is None else format_metric(name, v)
-
-
-@dataclass(frozen=True)
-class Column:
-    """One table column: `header` over the cells `format(row[name])`; `value`, when given,
-    computes the cell's value from the whole row instead (cells that combine fields);
-    `align="right"` right-aligns it."""
-    name: str
-    header: str
-    format: Formatter = text
-    value: Callable[[dict], Any] | None = None
-    align: str = ""
-
-    def cell(self, row: dict) -> str:
-        return self.format(self.value(row) if self.value else row.get(self.name))
-
-
-def _escaped(cell: str) -> str:
-    return str(cell).replace("|", "\\|").replace("\n", " ")
-
-
-def header_lines(columns: list[Column]) -> list[str]:
-    """The header and separator lines of a markdown table."""
-    return ["| " + " | ".join(c.header for c in columns) + " |",
-            "|" + "|".join("---:" if c.align == "right" else "---" for c in columns) + "|"]
-
-
-def row_line(columns: list[Column], row: dict) -> str:
-    """One markdown table line (pipes in cells escaped, newlines folded)."""
-    return "| " + " | ".join(_escaped(c.cell(row)) for c in columns) + " |"
-
-
-def table(columns: list[Column], rows: Iterable[dict]) -> str:
-    """The markdown table of `rows` under `columns`."""
-    return "\n".join(header_lines(columns) + [row_line(columns, row) for row in rows])
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:

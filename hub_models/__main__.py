@@ -14,22 +14,27 @@ import argparse
 import sys
 
 import hub_models
+from hub_models.tables import Column, table
+
+
+def _model_row(name: str, cls) -> dict:
+    model = cls()
+    paper = cls.paper.get("title", "") + (f" (`{cls.paper['seed']}`)" if cls.paper.get("seed") else "")
+    others = "; ".join(", ".join(f"`{k}={v}`" for k, v in config.items()) for config in cls.other_scale_configs)
+    return {"name": f"`{name}`", "class": f"`{cls.__name__}`", "paper": paper,
+            "input": "bicubic-upsampled LR" if cls.capabilities.pre_upsampled else "LR",
+            "scales": ", ".join(f"x{s}" for s in model.supported_scales), "others": others or "-",
+            "params": f"{hub_models.parameter_count(model) / 1e6:.3f} M"}
+
+
+MODEL_TABLE = [Column("name", "name"), Column("class", "class"), Column("paper", "paper"), Column("input", "input"),
+               Column("scales", "scales (default config)"), Column("others", "other scales (config)"),
+               Column("params", "parameters (default config)")]
 
 
 def model_table() -> str:
-    lines = ["| name | class | paper | input | scales (default config) | other scales (config) | parameters (default config) |",
-             "|---|---|---|---|---|---|---|"]
-    for name, cls in sorted(hub_models.MODELS.items()):
-        model = cls()
-        params = hub_models.parameter_count(model)
-        paper = cls.paper.get("title", "")
-        if cls.paper.get("seed"):
-            paper += f" (`{cls.paper['seed']}`)"
-        kind = "bicubic-upsampled LR" if cls.capabilities.pre_upsampled else "LR"
-        scales = ", ".join(f"x{s}" for s in model.supported_scales)
-        others = "; ".join(", ".join(f"`{k}={v}`" for k, v in config.items()) for config in cls.other_scale_configs)
-        lines.append(f"| `{name}` | `{cls.__name__}` | {paper} | {kind} | {scales} | {others or '-'} | {params / 1e6:.3f} M |")
-    return "\n".join(lines)
+    """The registry as a markdown table (README "Models"; `python -m hub_models`)."""
+    return table(MODEL_TABLE, [_model_row(name, cls) for name, cls in sorted(hub_models.MODELS.items())])
 
 
 def _export(args) -> int:

@@ -26,6 +26,7 @@ from torch import nn  # models are `hub_models.base.SRModel`s; base imports this
 
 from .metrics import LPIPS_NOTE, METRICS, describe_protocol, format_metric
 from .registry import parameter_count
+from .tables import Column, table
 
 from .training_record import card_lines, gan_dropped
 
@@ -92,24 +93,25 @@ sr = model.upscale(lr)                       # lr: (N,3,h,w) float in [0,1] -> (
 """
 
 
+#: the card's results table: where the row comes from, then every metric of the spec
+METRICS_TABLE = [Column("data", "data"), Column("split", "split"), Column("scale", "scale"), Column("method", "method")] + [
+    Column(m, spec.header, lambda v, m=m: format_metric(m, v)) for m, spec in METRICS.items()]
+DECISIONS_TABLE = [Column("paper", "paper says"), Column("ours", "we do", value=lambda d: d["decision"].we_do())]
+
+
 def metrics_table(model: nn.Module, eval_results: list[dict] | None) -> str:
     """Markdown table of our measured rows, bicubic measured the same way, and the paper."""
-    lines = []
-    metrics = list(METRICS)
-    header = "| data | split | scale | method | " + " | ".join(METRICS[m].header for m in metrics) + " |"
-    lines += [header, "|" + "---|" * (4 + len(metrics))]
-    commands = []
+    rows, commands = [], []
     for row in eval_results or []:
         for who in ("model", "bicubic"):
             if who in row:
-                label = "**this model**" if who == "model" else "bicubic"
-                cells = " | ".join(format_metric(m, row[who].get(m)) for m in metrics)
-                lines.append(f"| {row['dataset']} | {row_split(row)} | x{row['scale']} | {label} | {cells} |")
+                rows.append({**row[who], "data": row["dataset"], "split": row_split(row), "scale": f"x{row['scale']}",
+                             "method": "**this model**" if who == "model" else "bicubic"})
         if row.get("command") and row["command"] not in commands:
             commands.append(row["command"])
-    for ref in model.paper_results:
-        cells = " | ".join(format_metric(m, ref.get(m)) for m in metrics)
-        lines.append(f"| {ref['dataset']} | paper's | x{ref['scale']} | paper: {ref.get('method', model.architecture)} | {cells} |")
+    rows += [{**ref, "data": ref["dataset"], "split": "paper's", "scale": f"x{ref['scale']}",
+              "method": f"paper: {ref.get('method', model.architecture)}"} for ref in model.paper_results]
+    lines = [table(METRICS_TABLE, rows)]
     if not eval_results:
         lines.insert(0, "No evaluation results were handed to this card: the model has not been measured yet.\n")
     notes = []
@@ -270,9 +272,7 @@ def card_context(model: nn.Module, eval_results: list[dict] | None = None, train
     """Everything the card template needs besides `card_data`; `examples`: the example images'
     paths in the folder ({path: PNG bytes or None}); `weights_note`: said first (changed weights)."""
     doc = (type(model).__doc__ or "").strip().split("\n\n")[0]
-    decisions = ["| paper says | we do |", "|---|---|"] + [
-        f"| {d.paper.replace('|', '/')} | {d.we_do().replace('|', '/')} |" for d in model.decisions
-    ]
+    decisions = table(DECISIONS_TABLE, [{"paper": d.paper, "decision": d} for d in model.decisions])
     num_params = parameter_count(model)
     summary = " ".join(doc.split())
     if gan_dropped(training):
@@ -297,7 +297,7 @@ def card_context(model: nn.Module, eval_results: list[dict] | None = None, train
         "code_terms": CODE_TERMS,
         "weights_terms": weights_terms(training, eval_results)["summary"],
         "examples_section": examples_section(examples, model.default_scale),
-        "decisions_table": "\n".join(decisions) if model.decisions else "No open decisions.",
+        "decisions_table": decisions if model.decisions else "No open decisions.",
         "config_json": json.dumps(model.config_dict(), indent=2, sort_keys=True),
         "_eval_results": eval_results,
         "_training": training,

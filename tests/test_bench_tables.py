@@ -106,3 +106,33 @@ def test_environment_written_before_runs_counts_as_the_parts_its_command_measure
     assert merged["runs"]["speed"]["command"] == legacy["command"] and merged["runs"]["quality"]["date"] == "e"
     both = merge_environment(merged, {"command": "python -m bench", "date": "f"}, ["speed", "quality"])
     assert "peaks" not in both and {r["date"] for r in both["runs"].values()} == {"f"}
+
+
+def test_readme_speed_summary_has_every_timed_model():
+    import csv
+
+    from bench import readme_tables
+
+    summary = readme_tables.speed_summary()
+    rows = list(csv.DictReader((readme_tables.BENCH / "speed.csv").open()))
+    assert rows
+    for r in rows:
+        assert f"| {r['model']} | x{r['scale']} | {r['default_mode']} | {float(r['default_ms']):.1f} |" in summary
+
+
+def test_a_slow_tiled_job_is_timed_smaller_and_says_so():
+    import hub_models
+    from bench import tiled
+
+    class Probe:
+        def run(self, fn):
+            fn()
+            return 1.0
+
+    model = hub_models.create("bicubic", scale=4)
+    # 100 s per output megapixel: 4096^2 would take 1678 s, 2048^2 419 s, 1024^2 105 s (< 120 s)
+    row = tiled.measure_tiled("bicubic", model, "fp32", Probe(), est_s_per_mpix=100.0, max_s=120.0)
+    assert row["output"] == "1024x1024" and row["mpix_s"] > 0
+    assert row["note"].startswith("1024x1024 job: the full one est. 1678 s")
+    fast = tiled.measure_tiled("bicubic", model, "fp32", Probe(), est_s_per_mpix=1e-3, max_s=120.0, out_side=512)
+    assert fast["output"] == "512x512" and fast["note"] == ""

@@ -309,7 +309,9 @@ def test_readme_shipped_table_lists_every_measured_row():
         rows = json.loads((readme_tables.CHECKPOINT_DIR / name / "eval_results.json").read_text())
         for row in rows:
             assert f"| `{name}` | {row['dataset']} | x{row['scale']} | {row['num_images']} | {row['model']['psnr_y']:.2f} |" in table
-            assert row["command"] in table
+            # every row's command is its card's Reproduce line (the README shows one as the example)
+            card = (readme_tables.CHECKPOINT_DIR / name / "README.md").read_text()
+            assert f"Reproduce: `{row['command']}`" in card
 
 
 def test_readme_experiments_table_shows_every_run_with_its_commands(tmp_path):

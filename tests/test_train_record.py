@@ -305,10 +305,16 @@ def test_records_written_before_format_2_render_as_written():
     from hub_models.training_record import gan_dropped, per_process_batch, record_hours, stage_of
 
     shipped = sorted(CHECKPOINTS.glob("*/training.json"))
+    old_format = 0
     for path in shipped:
         record = json.loads(path.read_text())
-        assert card_lines(record) == record, path
+        if "_format" not in record:  # written before format 2: its sentences are shown as written
+            old_format += 1          # (train.ship of today may add structured fields, e.g. storage)
+            lines = card_lines(record)
+            assert {k: lines[k] for k, v in record.items() if isinstance(v, str)} == \
+                {k: v for k, v in record.items() if isinstance(v, str)}, path
         assert training_section(record) in (path.parent / "README.md").read_text(), path
+    assert old_format, "no shipped checkpoint has an older record left: test one from a fixture instead"
     old = {"batch": "8 x 1 process(es), HR crops 96x96", "wall time": "1.43 h", "steps": 10, "recipe": {"lr": 1e-4},
            "recipe sources": {"gan": "dropped: no adversarial term left (pre-training stage)"}}
     assert per_process_batch(old) == 8 and record_hours(old) == 1.43 and gan_dropped(old)

@@ -30,7 +30,6 @@ PART_KEYS = {
 #: what `runs` records of the run that measured a part
 RUN_KEYS = ("command", "date", "quick", "device", "threads", "torch", "device_desc", "load_start", "load_end",
             "seconds", "busy")
-protocol_description = metrics.describe_protocol  # one wording, hub_models.metrics
 
 
 def _device_desc(device: torch.device) -> str:
@@ -58,7 +57,7 @@ def run_environment(command: str, args, device: torch.device) -> dict:
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "device_desc": _device_desc(device), "load_start": load_average(), "out_size": args.size, "b16": 16,
         "scaling_sizes": args.scaling_sizes, "protocol": args.protocol,
-        "protocol_desc": protocol_description(args.protocol),
+        "protocol_desc": metrics.describe_protocol(args.protocol),
     }
     env["busy"] = _busy(env["load_start"], device)
     return env

@@ -107,12 +107,17 @@ def bench_file(name: str, command: str = "python -m bench") -> str:
     return path.read_text().strip()
 
 
+def _environment() -> dict:
+    """bench/results/environment.json ({} before the first benchmark run)."""
+    path = BENCH / "environment.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def speed_block() -> str:
     """bench/results/speed.md with the command and date of the run that wrote it (bench/results/environment.json,
     when its last run measured speed: it has the conv peaks)."""
     body = bench_file("speed.md")
-    env_file = BENCH / "environment.json"
-    env = json.loads(env_file.read_text()) if env_file.is_file() else {}
+    env = _environment()
     run = speed_run(env) or {}  # the run that measured speed (a later `--part quality` run keeps it)
     if run.get("command") and env.get("peaks") and (BENCH / "speed.md").is_file():
         body = f"Command: `{run['command']}` ({run.get('date', '?')}, {run.get('seconds', '?')} s).\n\n" + body
@@ -141,8 +146,7 @@ def speed_summary() -> str:
     rows = [{**row, "mpix_s": tiled.get(row["model"], {}).get("mpix_s")} for row in _csv_rows("speed.csv")]
     if not rows:
         return "(`bench/results/speed.csv` not generated yet: run `python -m bench --part speed`)"
-    env_file = BENCH / "environment.json"
-    run = speed_run(json.loads(env_file.read_text())) if env_file.is_file() else None
+    run = speed_run(_environment())
     where = f"`{run['command']}`, {run.get('date', '?')}, {run.get('device_desc', '')}" if run else "`python -m bench --part speed`"
     return table(SPEED_SUMMARY_COLUMNS, rows) + f"\n\nMeasured by {where}; the full tables: docs/benchmarks.md."
 

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 from bench import gpu, modes, peaks
-from bench.environment import merge_environment, protocol_description, recorded_runs, speed_run
+from bench.environment import merge_environment, recorded_runs, speed_run
+from hub_models.metrics import describe_protocol as protocol_description
 from bench.quality_report import quality_markdown
 from bench.report import Column, fixed, metric, table, times
 from bench.speed_report import speed_markdown

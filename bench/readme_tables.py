@@ -34,6 +34,7 @@ from hub_models.__main__ import model_table
 from hub_models.metrics import METRICS
 from hub_models.registry import CHECKPOINT_DIR
 from hub_models.training_record import card_lines
+from train import plan
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -182,7 +183,26 @@ def experiments_table(folder: Path = BENCH / "experiments") -> str:
     return "\n\n".join(parts) if parts else "(no experiments recorded in `bench/results/experiments/`)"
 
 
+PLAN_COLUMNS = [
+    Column("checkpoint", "checkpoint", lambda name: f"`{name}`"), Column("data", "data (latest stage)"),
+    Column("trained", "training so far (all stages)"), Column("measured", f"{plan.BENCHMARK} (gain over bicubic)"),
+    Column("targets", "target"), Column("state", "state"),
+]
+PLAN_DETAIL_COLUMNS = [Column("checkpoint", "checkpoint", lambda name: f"`{name}`"), Column("budget", "budget"),
+                       Column("next", "next step")]
+
+
+def plan_table() -> str:
+    """The campaign (train/plan.py) against the committed checkpoints: hours, data, measured gain, state."""
+    rows = plan.plan_rows()
+    return "\n".join([table(PLAN_COLUMNS, rows), "", "; ".join(plan.best_model_lines()) + ".", "",
+                      f"Hours and data from each checkpoint's `training.json`, scores from its `eval_results.json` "
+                      f"(`train.evaluate` on {plan.BENCHMARK}); targets and next steps in `train/plan.py`."])
+
+
 BLOCKS = {
+    "plan": plan_table,
+    "plan_detail": lambda: table(PLAN_DETAIL_COLUMNS, plan.plan_rows()),
     "models": model_table,
     "shipped": shipped_table,
     "speed": lambda: speed_block(),

@@ -168,9 +168,14 @@ def _stage_lines(stages: list[dict], own_steps: int | None, own_hours: float | N
     earlier = [f"{st.get('steps')} steps, {_hours_line(st['hours'])}, lr {st.get('lr')}"
                f"{' halved every ' + str(st['lr_halve_every']) + ' steps' if st.get('lr_halve_every') else ''}"
                f"{_crops(st)}, {hardware_line(st.get('hardware'))}" for st in stages]
+    steps, hours = _totals(stages, own_steps, own_hours)
+    return {"earlier training": earlier, "total training": f"{steps} steps, {hours:.2f} h"}
+
+
+def _totals(stages: list[dict], own_steps: int | None, own_hours: float | None) -> tuple[int, float]:
     steps = sum(st.get("steps") or 0 for st in stages) + (own_steps or 0)
     hours = sum(st["hours"] or 0.0 for st in stages) + (own_hours or 0.0)
-    return {"earlier training": earlier, "total training": f"{steps} steps, {hours:.2f} h"}
+    return steps, hours
 
 
 def card_lines(record: dict | None) -> dict[str, Any]:
@@ -223,6 +228,11 @@ def record_hours(record: dict) -> float | None:
     if isinstance(record.get("hours"), (int, float)):
         return float(record["hours"])
     return legacy_hours(record.get("wall time"))
+
+
+def total_training(record: dict) -> tuple[int, float]:
+    """(steps, hours) of every stage behind the weights `record` describes, its own included."""
+    return _totals(record_stages(record) or [], record.get("steps"), record_hours(record))
 
 
 def normalise_stage(stage: dict) -> dict:

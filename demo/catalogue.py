@@ -235,6 +235,13 @@ class ModelZoo:
         want = degradation.replace("-", "_")
         return [e.name for e in self.trained if e.trained_on.replace("-", "_") == want]
 
+    def choices(self, degradation: str = "bicubic") -> list[tuple[str, str]]:
+        """(label, name) for the model menu: the checkpoints trained on `degradation` first (AGRNet-HR
+        for real-world photos once it ships), then every other entry in catalogue order."""
+        first = self.trained_for(degradation)
+        names = first + [name for name in self.entries if name not in first]
+        return [(self.entries[name].label, name) for name in names]
+
     def entry(self, name: str) -> ModelEntry:
         try:
             return self.entries[name]

@@ -274,7 +274,11 @@ class Handlers:
         new = scale if scale in values else (4 if 4 in values else values[0])
         return gr.Radio(choices=choices, value=new), entry.describe()
 
-    def on_degradation(self, mode):
+    def on_degradation(self, mode, model=None):
+        """Show the real-world settings in that mode, and put the models trained on it first in the
+        menu, switching to the first of them (the others stay selectable)."""
         label = "Upscale by" if mode == "none" else "Scale (downscale the original by, then upscale)"
+        fit = self.zoo.trained_for(mode)
+        chosen = fit[0] if mode == "real-world" and fit and model not in fit else model
         return (gr.Accordion(visible=mode == "real-world", open=mode == "real-world"), gr.Radio(label=label),
-                degradation_note(self.zoo, mode))
+                degradation_note(self.zoo, mode), gr.Dropdown(choices=self.zoo.choices(mode), value=chosen))

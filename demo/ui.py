@@ -108,7 +108,7 @@ def _inputs(app: gr.Blocks, h: Handlers) -> types.SimpleNamespace:
     ins.image = upload_image(label="Face or photo", type="filepath", image_mode=None, format="png",
                              sources=["upload", "clipboard"], height=300, elem_id="input-image", elem_classes="result-img")
     examples_slot = gr.Column()
-    ins.model = gr.Dropdown([(e.label, e.name) for e in zoo.entries.values()], value=default_model, label="Model",
+    ins.model = gr.Dropdown(zoo.choices(), value=default_model, label="Model",
                             info="The default is the best measured checkpoint (its card's PSNR-Y gain over bicubic).",
                             interactive=True, elem_id="model")
     ins.model_info = gr.Markdown(zoo.entry(default_model).describe())
@@ -142,8 +142,8 @@ def _inputs(app: gr.Blocks, h: Handlers) -> types.SimpleNamespace:
         ins.examples = _examples(ins)
     ins.model.change(h.on_model, [ins.model, ins.scale], [ins.scale, ins.model_info], **PRIVATE)
     app.load(h.on_model, [ins.model, ins.scale], [ins.scale, ins.model_info], **PRIVATE)
-    ins.degradation.change(h.on_degradation, ins.degradation, [ins.rw_box, ins.scale, ins.degradation_note],
-                           **PRIVATE)
+    ins.degradation.change(h.on_degradation, [ins.degradation, ins.model],
+                           [ins.rw_box, ins.scale, ins.degradation_note, ins.model], **PRIVATE)
     return ins
 
 

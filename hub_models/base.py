@@ -366,7 +366,7 @@ class SRModel(
         `model_card_kwargs` may hold `eval_results` (rows from the evaluation command), `training`
         (a dict describing the run), `name` and `examples` ({path: PNG bytes}); see
         `card.card_context`. Without it, a model loaded from a folder keeps that folder's card,
-        results, examples and fp16 storage, unless its weights changed since (then the card says so).
+        results, examples and weight storage, unless its weights changed since (then the card says so).
         """
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)

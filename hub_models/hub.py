@@ -5,14 +5,13 @@
   but does not exist, a truncated or non-safetensors weight file, and mismatched tensors all
   fail at once with an error naming the file or keys;
 - a record of what the folder held (training.json, eval_results.json, example images, the card's
-  name, the weights' stored dtype and a fingerprint of the weights), so that load ->
-  save_pretrained -> load keeps the card, its results and fp16 storage, and a model whose
+  name, the weights' storage (`hub_models.storage`: fp32, fp16, int8) and a fingerprint of the
+  weights), so that load -> save_pretrained -> load keeps the card, its results and storage, and a model whose
   weights changed since loading gets a card that says its results no longer apply.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -22,6 +21,8 @@ from typing import Any
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
+
+from . import storage
 
 #: the files of a model folder (what a Hub download fetches and a save writes)
 MODEL_FILES = ["config.json", "model.safetensors", "README.md", "LICENSE.md", "training.json",
@@ -72,7 +73,7 @@ def folder_model_name(folder: Path) -> str | None:
 
 
 def weights_fingerprint(module: nn.Module) -> str:
-    """Hash of the state dict's names and values (as float32, so fp16 storage does not count)."""
+    """Hash of the state dict's names and values (as float32, so the storage does not count)."""
     digest = hashlib.blake2b(digest_size=16)
     for key, value in module.state_dict().items():
         value = value.detach().to("cpu")
@@ -143,7 +144,7 @@ def read_weights(model_file: str | Path, map_location: str = "cpu") -> dict[str,
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint", strict: bool = True) -> None:
     """Load `state` into `model`; names missing/unexpected keys and shape mismatches.
 
-    Tensors stored in a lower precision (fp16 checkpoints) are cast to the model's dtype.
+    Tensors stored in a lower precision (fp16; int8 is decoded before, `storage.decode`) are cast to the model's dtype.
     """
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -202,23 +203,22 @@ class StrictHubMixin(PyTorchModelHubMixin):
                                             allow_patterns=MODEL_FILES))
         check_config(cls, folder)
         model = cls(**model_kwargs)
-        state = read_weights(folder / "model.safetensors", map_location)
-        load_state_strict(model, state, source=str(folder / "model.safetensors"), strict=strict)
-        dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
+        stored = read_weights(folder / "model.safetensors", map_location)
+        load_state_strict(model, storage.decode(stored), source=str(folder / "model.safetensors"), strict=strict)
         model.__dict__["_hub_record"] = {
             "source": str(model_id),
             "training": _read_json(folder / "training.json"),
             "eval_results": _read_json(folder / "eval_results.json"),
             "examples": {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.glob("examples/*.png"))},
             "name": folder_model_name(folder),
-            "stored_dtype": dtypes.pop() if len(dtypes) == 1 else None,
+            "storage": storage.storage_of(stored),
             "fingerprint": weights_fingerprint(model),
         }
         return model.eval()
 
     @classmethod
     def _load_as_safetensor(cls, model, model_file: str, map_location: str, strict: bool):
-        load_state_strict(model, read_weights(model_file, map_location), source=model_file, strict=strict)
+        load_state_strict(model, storage.decode(read_weights(model_file, map_location)), source=model_file, strict=strict)
         return model.eval()
 
     @classmethod
@@ -256,15 +256,25 @@ class StrictHubMixin(PyTorchModelHubMixin):
         )
         return kwargs
 
-    def _save_pretrained(self, save_directory: Path) -> None:
-        """model.safetensors, in fp16 when the loaded file was fp16 and the weights are unchanged."""
-        from safetensors.torch import save_model
+    @property
+    def weights_storage(self) -> str:
+        """How `save_pretrained` stores the weights (`hub_models.storage.STORAGES`): as set, else as
+        the loaded file stored them while they are unchanged, else fp32."""
+        chosen = self.__dict__.get("_weights_storage")
+        if chosen:
+            return chosen
+        record = self.hub_record
+        return record["storage"] if record and record.get("storage") and not self.weights_changed() else "fp32"
 
-        record, target = self.hub_record, self
-        if (record and record.get("stored_dtype") == torch.float16 and not self.weights_changed()
-                and any(p.dtype == torch.float32 for p in self.parameters())):
-            target = copy.deepcopy(self).half()
-        save_model(target, str(Path(save_directory) / "model.safetensors"))
+    @weights_storage.setter
+    def weights_storage(self, value: str) -> None:
+        if value not in storage.STORAGES:
+            raise ValueError(f"unknown weight storage {value!r}; use one of {', '.join(storage.STORAGES)}")
+        self.__dict__["_weights_storage"] = value
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """model.safetensors in `weights_storage`."""
+        storage.save(self, Path(save_directory) / "model.safetensors", self.weights_storage)
 
     def write_record_files(self, folder: Path, card_kwargs: dict[str, Any], license_text: str | None) -> None:
         """Beside the card: LICENSE.md (weights terms), training.json, eval_results.json and the

@@ -182,6 +182,25 @@ def test_real_world_mode_says_which_models_were_trained_for_it(ckpt_dir, tmp_pat
     assert zoo.trained_for("real-world") == ["rw-x4"] and "`rw-x4`" in degradation_note(zoo, "real-world")
 
 
+def test_real_world_mode_offers_the_real_world_model_first(ckpt_dir, tmp_path):
+    from demo.handlers import Handlers
+
+    shutil.copytree(ckpt_dir / "rafsr-tiny-x4", tmp_path / "a-bicubic-x4")
+    write_card(tmp_path / "a-bicubic-x4", 2.0)
+    shutil.copytree(ckpt_dir / "rafsr-tiny-x4", tmp_path / "rw-x4")
+    write_card(tmp_path / "rw-x4", 1.0, degradation="real_world")
+    h = Handlers(ModelZoo(tmp_path))
+    assert h.default_model == "a-bicubic-x4"  # the best bicubic gain stays the default
+    menu = h.on_degradation("real-world", "a-bicubic-x4")[-1]
+    assert menu.value == "rw-x4" and [name for _, name in menu.choices][:2] == ["rw-x4", "a-bicubic-x4"]
+    assert h.on_degradation("real-world", "rw-x4")[-1].value == "rw-x4"
+    back = h.on_degradation("bicubic", "rw-x4")[-1]
+    assert back.value == "rw-x4" and [name for _, name in back.choices][0] == "a-bicubic-x4"  # catalogue order again
+    # no real-world checkpoint: the menu and the choice stay as they were
+    plain = Handlers(ModelZoo(ckpt_dir)).on_degradation("real-world", "mffcn-tiny")[-1]
+    assert plain.value == "mffcn-tiny"
+
+
 def test_whole_image_is_capped_only_when_too_slow_and_the_note_names_the_command():
     zoo = ModelZoo(Path("/nonexistent"))
     photo = np.asarray(Image.open(PHOTO).convert("RGB"))  # 480x320

@@ -1,12 +1,12 @@
-"""Ship a trained run as `checkpoints/<name>/`: fp16 storage where measured harmless, then
-the full evaluation into the card.
+"""Ship a trained run as `checkpoints/<name>/`: the smallest weight storage measured harmless,
+then the full evaluation into the card.
 
     python -m train.ship runs/rafsr-x4/best --name rafsr-x4 \\
         --celeba ../shared/data/celeba_test1000/HR --utk ../shared/data/utkface
 
-Steps: (1) compare fp32 and fp16-rounded weights on the first `--fp16-check` CelebA faces:
-store fp16 only if Y-PSNR moves by less than 0.01 dB (the measured change is written into
-the card); (2) save_pretrained into checkpoints/<name>/ with the run's training record;
+Steps: (1) on the first `--storage-check` CelebA faces, refuse a model below bicubic, then compare
+the fp32 weights with their int8-, then fp16-rounded copies (`hub_models.storage`) and store the
+first that moves Y-PSNR by less than 0.01 dB (the measured changes are written into the card); (2) save_pretrained into checkpoints/<name>/ with the run's training record;
 (3) `train.evaluate` on CelebA-1000 and on the UTKFace validation list at the model's
 scale(s), each stored in eval_results.json, and the card rewritten from them with example
 images (train.cards).
@@ -15,14 +15,12 @@ images (train.cards).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
 
-import torch
-
 import hub_models
+from hub_models import storage
 from hub_models.evaluation import evaluate_model, load_hr
 from hub_models.registry import CHECKPOINT_DIR
 from hub_models.training_record import legacy_batch, legacy_overridden, storage_line
@@ -33,7 +31,7 @@ from train.evaluate import main as evaluate_main, rewrite_card
 from train.recipes import RECIPES, get_recipe
 from train.record import add_warm_start_history
 
-FP16_TOLERANCE_DB = 0.01
+STORAGE_TOLERANCE_DB = 0.01
 
 
 def mark_command_line_overrides(training: dict, architecture: str) -> dict:
@@ -55,14 +53,19 @@ def mark_command_line_overrides(training: dict, architecture: str) -> dict:
     return training
 
 
-def fp16_rounded(model):
-    """A copy whose floating weights went through fp16 and back (what a fp16 file loads as)."""
-    clone = copy.deepcopy(model)
-    with torch.no_grad():
-        for tensor in list(clone.parameters()) + list(clone.buffers()):
-            if tensor.is_floating_point():
-                tensor.copy_(tensor.half().float())
-    return clone
+def choose_storage(model, hr, scale: int, base_psnr: float) -> dict:
+    """The smallest storage (`hub_models.storage.STORAGES`) whose rounding moves Y-PSNR on `hr` at
+    `scale` by less than `STORAGE_TOLERANCE_DB`, with the change each tried storage measured."""
+    measured = {}
+    for name in storage.STORAGES[:-1]:
+        psnr = evaluate_model(storage.rounded(model, name), hr, scale, with_bicubic=False)["model"]["psnr_y"]
+        measured[name] = psnr - base_psnr
+        if abs(measured[name]) < STORAGE_TOLERANCE_DB:
+            break
+    else:
+        name = "fp32"
+    return {"dtype": name, "measured_db": measured, "faces": len(hr), "scale": scale,
+            "tolerance_db": STORAGE_TOLERANCE_DB}
 
 
 def main(argv=None) -> int:
@@ -74,11 +77,12 @@ def main(argv=None) -> int:
     p.add_argument("--val-data", metavar="DIR", help="another folder with val.txt to report (as <folder>-val), "
                    "e.g. ../shared/data/celeba_wild")
     p.add_argument("--scale", type=int, nargs="+", help="scales to evaluate (default: the model's)")
-    p.add_argument("--fp16-check", type=int, default=200, help="CelebA faces used for the fp16 check")
+    p.add_argument("--storage-check", type=int, default=200,
+                   help="CelebA faces used for the bicubic check and the storage choice (int8, fp16, fp32)")
     p.add_argument("--skip-eval", action="store_true", help="keep the folder's eval_results.json (same weights re-shipped)")
     p.add_argument("--status", help="a line for the card on the state of these weights (e.g. undertrained, why)")
     p.add_argument("--allow-below-bicubic", action="store_true",
-                   help="ship even if the model is below bicubic on the first --fp16-check CelebA faces")
+                   help="ship even if the model is below bicubic on the first --storage-check CelebA faces")
     args = p.parse_args(argv)
 
     run = Path(args.run_folder)
@@ -86,7 +90,7 @@ def main(argv=None) -> int:
     training = json.loads((run / "training.json").read_text()) if (run / "training.json").is_file() else {}
     scales = args.scale or [s for s in model.supported_scales if s <= 8]
 
-    hr = load_hr(list_images(args.celeba)[: args.fp16_check])
+    hr = load_hr(list_images(args.celeba)[: args.storage_check])
     first_check = evaluate_model(model, hr, scales[-1])
     base, bicubic = first_check["model"]["psnr_y"], first_check["bicubic"]["psnr_y"]
     if base < bicubic and not args.allow_below_bicubic:
@@ -95,23 +99,19 @@ def main(argv=None) -> int:
               f"below bicubic ({bicubic:.2f} dB); train on inputs of the benchmark's size, or pass "
               f"--allow-below-bicubic", file=sys.stderr)
         return 2
-    half = evaluate_model(fp16_rounded(model), hr, scales[-1], with_bicubic=False)["model"]["psnr_y"]
-    delta = half - base
-    use_fp16 = abs(delta) < FP16_TOLERANCE_DB
     add_warm_start_history(training)  # runs exported before train.py recorded the history
     mark_command_line_overrides(training, model.architecture)
     if args.status:
         training = {"status": args.status, **training}
-    training["storage"] = {"dtype": "fp16" if use_fp16 else "fp32", "delta_db": delta, "faces": len(hr),
-                           "scale": scales[-1], "tolerance_db": FP16_TOLERANCE_DB}
+    training["storage"] = choose_storage(model, hr, scales[-1], base)
     print(storage_line(training["storage"]))
 
     target = CHECKPOINT_DIR / args.name
     target.mkdir(parents=True, exist_ok=True)
     if not args.skip_eval:  # new weights: old results no longer describe them
         (target / "eval_results.json").unlink(missing_ok=True)
-    to_save = copy.deepcopy(model).half() if use_fp16 else model
-    to_save.save_pretrained(target, model_card_kwargs={"training": training, "name": args.name})
+    model.weights_storage = training["storage"]["dtype"]
+    model.save_pretrained(target, model_card_kwargs={"training": training, "name": args.name})
     (target / "training.json").write_text(json.dumps(training, indent=2, default=str))
     if not args.skip_eval:
         scale_args = ["--scale", *map(str, scales)]

@@ -20,7 +20,8 @@ from hub_models.tables import Column, table
 def _model_row(name: str, cls) -> dict:
     model = cls()
     paper = cls.paper.get("title", "") + (f" (`{cls.paper['seed']}`)" if cls.paper.get("seed") else "")
-    others = "; ".join(", ".join(f"`{k}={v}`" for k, v in config.items()) for config in cls.other_scale_configs)
+    configs = cls.capabilities.other_scale_configs(model.supported_scales)
+    others = "; ".join(", ".join(f"`{k}={v}`" for k, v in config.items()) for config in configs)
     return {"name": f"`{name}`", "class": f"`{cls.__name__}`", "paper": paper,
             "input": "bicubic-upsampled LR" if cls.capabilities.pre_upsampled else "LR",
             "scales": ", ".join(f"x{s}" for s in model.supported_scales), "others": others or "-",

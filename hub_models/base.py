@@ -173,9 +173,6 @@ class SRModel(
     decisions: ClassVar[list[Decision]] = []
     #: a tiny config (few channels/blocks) for fast tests and smoke runs
     test_config: ClassVar[dict[str, Any]] = {}
-    #: config changes that give other scales than the default config's (README model table;
-    #: a test builds each one and checks its output size)
-    other_scale_configs: ClassVar[list[dict[str, Any]]] = []
     #: GAN generators name their discriminator class here (a `Discriminator` subclass)
     discriminator_cls: ClassVar[type | None] = None
 

@@ -50,6 +50,14 @@ class Capabilities:
             return {"scale": scales[0]}
         return {"scales": scales}
 
+    def other_scale_configs(self, default_scales) -> list[dict]:
+        """The config changes that give the `scales` a model with `default_scales` lacks (the README's
+        "other scales"): one config per scale, or one multi-scale config with all of them."""
+        rest = [s for s in self.scales if s not in set(default_scales)]
+        if not rest:
+            return []
+        return [self.scale_kwargs(s) for s in rest] if self.scale_key == "scale" else [self.scale_kwargs(rest)]
+
 
 #: name -> `hub_models.base.SRModel` subclass (base is not imported here: it imports this module)
 MODELS: dict[str, type[nn.Module]] = {}

@@ -29,7 +29,8 @@ def test_upscale_shape_and_range(name, scale, size):
     assert torch.isfinite(sr).all()
 
 
-OTHER_SCALES = [(name, config) for name in ARCHS for config in MODELS[name].other_scale_configs]
+OTHER_SCALES = [(name, config) for name in ARCHS
+                for config in MODELS[name].capabilities.other_scale_configs(tiny(name).supported_scales)]
 
 
 @pytest.mark.parametrize("name,config", OTHER_SCALES, ids=[f"{n}-{c}" for n, c in OTHER_SCALES])
@@ -43,7 +44,7 @@ def test_other_scale_configs_in_the_model_table_build_and_upscale(name, config):
 
 
 def test_every_architecture_lists_another_scale():
-    assert [name for name in ARCHS if not MODELS[name].other_scale_configs] == []
+    assert {name for name, _ in OTHER_SCALES} == set(ARCHS)
 
 
 @pytest.mark.parametrize("name", ARCHS)
@@ -58,8 +59,9 @@ def test_capabilities_are_declared_and_tell_the_truth(name):
     assert hub_models.capabilities(cls) is caps and hub_models.capabilities(model) is caps
     assert caps.display_name and (cls.pre_upsampled, model.input_multiple) == (caps.pre_upsampled, caps.input_multiple)
     assert caps.scale_key in inspect.signature(cls).parameters
-    configured = [model.supported_scales] + [tiny(name, **c).supported_scales for c in cls.other_scale_configs]
-    assert set(sum(configured, [])) <= set(caps.scales)
+    configured = [model.supported_scales] + [tiny(name, **c).supported_scales
+                                             for c in caps.other_scale_configs(model.supported_scales)]
+    assert set(sum(configured, [])) == set(caps.scales)  # the default and the other configs cover every scale
     assert tiny(name, **caps.scale_kwargs(caps.scales[:1] if caps.scale_key == "scale" else caps.scales)).supported_scales \
         == list(caps.scales[:1] if caps.scale_key == "scale" else caps.scales)
     assert caps.multiscale_outputs == hasattr(cls, "forward_multiscale")

@@ -143,7 +143,6 @@ class AGRNet(SRModel):
         Decision("L2 loss, Adam lr 2e-4, betas (0.9, 0.99), batch 64 (Sec. 4.1)", "the same (train/recipes.py)"),
     ]
     test_config = {"widths": [8, 8, 8, 8], "num_units": 1}
-    other_scale_configs = [{"scale": 4}]
 
     def __init__(self, scale: int = 8, widths: list[int] = [160, 160, 128, 128], num_units: int = 10,
                  gam_reduction: int = 8, acon_reduction: int = 16):
@@ -288,7 +287,6 @@ class AGRNetHR(SRModel):
                  note="Adam G 1e-4 / D 4e-4, betas (0.5, 0.99), batch 2 (train/recipes.py)"),
     ]
     test_config = {"widths": [8, 8, 8, 8], "num_units": 1}
-    other_scale_configs = [{"scales": [2, 4, 8]}]
     discriminator_cls = AGRNetHRDiscriminator
 
     def __init__(self, scales: list[int] = [4, 8, 16], widths: list[int] = [160, 160, 256, 256],

@@ -13,7 +13,6 @@ from ..registry import Capabilities, register
 
 # the baselines take any integer scale (they work at HR size); these are the ones listed and tested
 BASELINE_SCALES = (2, 3, 4, 8)
-ANY_SCALE_EXAMPLES = [{"scale": s} for s in BASELINE_SCALES if s != 4]
 
 
 @register("bicubic")
@@ -24,7 +23,6 @@ class Bicubic(SRModel):
     """
 
     capabilities = Capabilities("Bicubic", scales=BASELINE_SCALES, scale_key="scale", pre_upsampled=True)
-    other_scale_configs = ANY_SCALE_EXAMPLES
     tile_size = 512
     paper = Paper("Cubic convolution interpolation for digital image processing", "R. Keys", venue="IEEE TASSP", year=1981)
 
@@ -55,7 +53,6 @@ class SRCNN(SRModel):
         adam_recipe("SGD, lr 1e-4 (1e-5 on the last layer)"),
     ]
     test_config = {"channels": [8, 4]}
-    other_scale_configs = ANY_SCALE_EXAMPLES
 
     def __init__(self, scale: int = 4, channels: list[int] = [64, 32], kernel_sizes: list[int] = [9, 1, 5]):
         super().__init__()
@@ -93,7 +90,6 @@ class VDSR(SRModel):
     capabilities = Capabilities("VDSR", scales=BASELINE_SCALES, scale_key="scale", pre_upsampled=True)
     test_config = {"num_layers": 4, "channels": 8}
     tile_size = 128  # local network: any tile is exact; 128 LR -> 512 px network input per tile
-    other_scale_configs = ANY_SCALE_EXAMPLES
 
     def __init__(self, scale: int = 4, num_layers: int = 20, channels: int = 64):
         super().__init__()

@@ -141,7 +141,6 @@ class CRLNet(SRModel):
         CHANNEL_NOT_STATED,
     ]
     test_config = {"num_blocks": 2, "channels": 8, "attention_blocks": [1]}
-    other_scale_configs = [{"scale": 2}, {"scale": 8}]
 
     def __init__(self, scale: int = 4, num_blocks: int = 16, channels: int = 64,
                  attention_blocks: list[int] = [8, 10, 12, 14], attention_pool: int = 1):

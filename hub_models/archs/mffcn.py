@@ -99,7 +99,6 @@ class MFFCN(SRModel):
         CHANNEL_NOT_STATED,
     ]
     test_config = {"num_layers": 4, "channels": 8}
-    other_scale_configs = [{"scales": [8]}]
 
     def __init__(self, scales: list[int] = [2, 3, 4], num_layers: int = 10, channels: int = 64,
                  act: str = "relu", downsample: bool = False):

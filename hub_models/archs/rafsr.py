@@ -71,7 +71,6 @@ class RAFSR(SRModel):
     ]
     # reduction 1: at width 8 a CBAM hidden layer of 1-2 units can start with every ReLU dead
     test_config = {"scale": 4, "channels": 8, "num_modules": 2, "reduction": 1}
-    other_scale_configs = [{"scale": s} for s in RAFSR_SCALES if s != 4]
 
     def __init__(self, scale: int = 4, channels: int = 64, num_modules: int = 8, reduction: int = 16):
         super().__init__()

@@ -66,7 +66,6 @@ class RDAN(SRModel):
     ]
     # reduction 1: at width 8 a CBAM hidden layer of 1-2 units can start with every ReLU dead
     test_config = {"scale": 4, "channels": 8, "num_blocks": 2, "reduction": 1}
-    other_scale_configs = [{"scale": s} for s in RDAN_SCALES if s != 4]
 
     def __init__(self, scale: int = 4, channels: int = 64, num_blocks: int = 16, reduction: int = 16,
                  global_skip: bool = False):

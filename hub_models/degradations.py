@@ -109,6 +109,27 @@ def _opencv_gaussian_sigma(ksize: int) -> float:
     return 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8
 
 
+#: the paper's ranges of eq. 28 (AGRNet, Sec. 4.2), for 512-px HR; all inclusive
+PAPER_RANGES = {"blur_size": (3, 15), "motion_size": (5, 25), "downscale": (32 / 512, 128 / 512),
+                "noise_sigma": (0.0, 25.0), "jpeg_quality": (60, 85)}
+
+
+def _kernel_range(paper_range: tuple[int, int], hr_size: int) -> tuple[int, int]:
+    """A kernel-size range given for 512-px HR, rescaled to `hr_size` (at least 3)."""
+    lo = max(3, int(round(paper_range[0] * hr_size / 512)))
+    return lo, max(lo, int(round(paper_range[1] * hr_size / 512)))
+
+
+def real_world_ranges(hr_size: int | None = None) -> dict:
+    """The ranges `RealWorldParams.sample` draws from by default, kernel sizes rescaled to
+    `hr_size` as it does (what a real-world run's training record and card state)."""
+    ranges = {"blur_kinds": list(BLUR_KINDS), **{k: list(v) for k, v in PAPER_RANGES.items()}, "hr_size": hr_size}
+    if hr_size is not None:
+        ranges["blur_size"] = list(_kernel_range(PAPER_RANGES["blur_size"], hr_size))
+        ranges["motion_size"] = list(_kernel_range(PAPER_RANGES["motion_size"], hr_size))
+    return ranges
+
+
 @dataclass(frozen=True)
 class RealWorldParams:
     """Parameters of one draw of the real-world degradation (eq. 28 of the AGRNet paper).
@@ -164,11 +185,11 @@ class RealWorldParams:
 
     @classmethod
     def sample(cls, rng_or_seed=None, *, kinds: Sequence[str] = BLUR_KINDS,
-               blur_size_range: tuple[int, int] = (3, 15),
-               motion_size_range: tuple[int, int] = (5, 25),
-               downscale_range: tuple[float, float] = (32 / 512, 128 / 512),
-               noise_range: tuple[float, float] = (0.0, 25.0),
-               jpeg_range: tuple[int, int] = (60, 85),
+               blur_size_range: tuple[int, int] = PAPER_RANGES["blur_size"],
+               motion_size_range: tuple[int, int] = PAPER_RANGES["motion_size"],
+               downscale_range: tuple[float, float] = PAPER_RANGES["downscale"],
+               noise_range: tuple[float, float] = PAPER_RANGES["noise_sigma"],
+               jpeg_range: tuple[int, int] = PAPER_RANGES["jpeg_quality"],
                upsample_to=None, hr_size: int | None = None, **fixed) -> "RealWorldParams":
         """Draw parameters with the paper's ranges (defaults; all inclusive).
 
@@ -191,13 +212,8 @@ class RealWorldParams:
         if hr_size is not None:
             if int(hr_size) != hr_size or hr_size < 1:
                 raise ValueError(f"hr_size must be a positive integer, got {hr_size!r}")
-            f = hr_size / 512
-
-            def rescale(rng_):
-                lo = max(3, int(round(rng_[0] * f)))
-                return lo, max(lo, int(round(rng_[1] * f)))
-
-            blur_size_range, motion_size_range = rescale(blur_size_range), rescale(motion_size_range)
+            blur_size_range = _kernel_range(blur_size_range, hr_size)
+            motion_size_range = _kernel_range(motion_size_range, hr_size)
 
         def odd(lo, hi):
             choices = [k for k in range(int(lo), int(hi) + 1) if k % 2 == 1]

@@ -156,6 +156,25 @@ def storage_line(storage: Any) -> Any:
             f"x{storage['scale']}; measured: {tried})")
 
 
+def _odd_sizes(size_range) -> str:
+    odd = [k for k in range(int(size_range[0]), int(size_range[1]) + 1) if k % 2]
+    return f"{odd[0]}" if len(odd) == 1 else f"{odd[0]}-{odd[-1]}"
+
+
+def degradation_line(ranges: Any) -> Any:
+    """The real-world degradation a run trained on (`hub_models.degradations.real_world_ranges`)."""
+    if not isinstance(ranges, dict):
+        return ranges
+    still = [k for k in ranges["blur_kinds"] if k != "motion"]
+    low, high = ranges["downscale"]
+    at = f" at HR {ranges['hr_size']}" if ranges.get("hr_size") else ""
+    return (f"real-world (AGRNet eq. 28), drawn per image: {'/'.join(still)} blur of {_odd_sizes(ranges['blur_size'])} px"
+            f" or motion blur of {_odd_sizes(ranges['motion_size'])} px{at}, downscale to {low:.4g}-{high:.4g} of the "
+            f"size (x{1 / high:g} to x{1 / low:g}), Gaussian noise sigma {ranges['noise_sigma'][0]:g}-"
+            f"{ranges['noise_sigma'][1]:g} (of 255), JPEG quality {ranges['jpeg_quality'][0]}-{ranges['jpeg_quality'][1]}; "
+            "pre-upsampled models get the JPEG bicubic-upsampled back to the HR size")
+
+
 def _crops(stage: dict) -> str:
     """", HR 64 from 0.57-0.8 crops" for stages that recorded their crops (older ones did not)."""
     if not stage.get("hr_size"):
@@ -220,6 +239,8 @@ def card_lines(record: dict | None) -> dict[str, Any]:
             out[key] = status_line(value)
         elif key == "storage":
             out[key] = storage_line(value)
+        elif key == "degradation ranges":
+            out["degradation"] = degradation_line(value)
         else:
             out[key] = value
     return out

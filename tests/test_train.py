@@ -396,3 +396,19 @@ def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):
     card = (unpacked / "runs" / "dev-crlnet-psnr-x8" / "best" / "README.md").read_text()
     assert "gan=dropped" in card
 
+
+
+def test_a_real_world_run_records_and_states_its_degradation(image_dir, tmp_path):
+    """AGRNet-HR's card says which degradations it was trained on: the ranges of eq. 28 at the
+    run's HR size, as data in training.json and as one sentence in the card."""
+    from hub_models.degradations import real_world_ranges
+    from tests.train_helpers import card_record, raw_record
+
+    out = tmp_path / "rw"
+    pre = '{"adversarial": 0, "feature_matching": 0, "perceptual": 0, "l1": 1}'
+    assert train_script.main(_args("agrnet_hr", image_dir, out, 2, "--loss-weights", pre)) == 0
+    assert raw_record(out / "last")["degradation ranges"] == real_world_ranges(32)
+    said = card_record(out / "last")["degradation"]
+    assert said.startswith("real-world (AGRNet eq. 28)") and "(x4 to x16)" in said and "JPEG quality 60-85" in said
+    assert train_script.main(_args("srcnn", image_dir, tmp_path / "bicubic", 1)) == 0
+    assert "degradation ranges" not in raw_record(tmp_path / "bicubic" / "last")  # bicubic runs: the recipe says it

@@ -12,6 +12,7 @@ import torch
 
 import hub_models
 from hub_models.training_record import FORMAT, record_stages, stage_of
+from hub_models.degradations import real_world_ranges
 from train.config import precision_name, validation_settings
 from train.distributed import batchnorm_count
 from train.hardware import cpu_model_name
@@ -93,6 +94,8 @@ def training_record(context: RunContext, history: dict) -> dict:
         "bicubic on validation": history.get("val_bicubic"),
         "final validation": history.get("last_val"),
     }
+    if recipe.degradation == "real_world":
+        record["degradation ranges"] = real_world_ranges(recipe.hr_size)
     if processes > 1:
         nets = [trainer.net] + ([trainer.disc_net] if trainer.disc_net is not None else [])
         record["batchnorm"] = {"processes": processes, "synced_layers": trainer.sync_bn_layers,

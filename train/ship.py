@@ -21,6 +21,7 @@ from pathlib import Path
 
 import hub_models
 from hub_models import storage
+from hub_models.degradations import real_world_ranges
 from hub_models.evaluation import evaluate_model, load_hr
 from hub_models.registry import CHECKPOINT_DIR
 from hub_models.training_record import legacy_batch, legacy_overridden, storage_line
@@ -100,6 +101,8 @@ def main(argv=None) -> int:
               f"--allow-below-bicubic", file=sys.stderr)
         return 2
     add_warm_start_history(training)  # runs exported before train.py recorded the history
+    if (training.get("recipe") or {}).get("degradation") == "real_world" and "degradation ranges" not in training:
+        training["degradation ranges"] = real_world_ranges(training["recipe"].get("hr_size"))  # runs before session 10
     mark_command_line_overrides(training, model.architecture)
     if args.status:
         training = {"status": args.status, **training}

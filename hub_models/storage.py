@@ -16,6 +16,7 @@ their kernels); here only the file is small and the loaded model is a plain fp32
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -84,6 +85,8 @@ def rounded(model: nn.Module, storage: str) -> nn.Module:
 
 def save(model: nn.Module, path, storage: str) -> None:
     """Write `model`'s state dict to the safetensors file `path` in `storage`."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    save_file(encode(model.state_dict(), storage), str(path))  # the storage shows in the tensors (storage_of)
+    # bytes then write_bytes: the file gets the usual permissions (save_file makes it owner-only);
+    # the storage shows in the tensors themselves (storage_of), so no metadata is needed
+    Path(path).write_bytes(save(encode(model.state_dict(), storage)))

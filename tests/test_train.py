@@ -32,6 +32,7 @@ from train.losses import Criterion
 from train.recipes import RECIPES, get_recipe
 from train.state import find_state
 from train.trainer import Trainer
+from tests.train_helpers import raw_record
 from train_helpers import card_record, raw_record, smooth_face_like
 
 pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerator_state")  # tests/conftest.py
@@ -395,6 +396,34 @@ def test_device_training_script_runs_and_packs_its_runs(image_dir, tmp_path):
     # the L1 stage's loss override reached train.py intact (JSON through the job table)
     card = (unpacked / "runs" / "dev-crlnet-psnr-x8" / "best" / "README.md").read_text()
     assert "gan=dropped" in card
+    assert [s["folder"] for s in raw_record(unpacked / "runs" / "dev-srcnn-x4" / "best")["data sources"]] == ["data"]
+
+
+def test_device_script_trains_on_the_mix_when_celeba_wild_is_carried(image_dir, tmp_path):
+    """With $WILD carried the jobs train on it + UTKFace 1:1 (the data_mix winner) and validate on
+    it; AGRNet-HR's L1 stage gets its light widths and no discriminator."""
+    import shutil
+    import subprocess
+
+    folders = {}
+    for name in ("utk", "wild"):
+        folders[name] = tmp_path / name
+        shutil.copytree(image_dir, folders[name])
+        names = sorted(p.name for p in folders[name].glob("*.png"))
+        (folders[name] / "train.txt").write_text("\n".join(names[:4]) + "\n")
+        (folders[name] / "val.txt").write_text("\n".join(names[4:]) + "\n")
+    runs = tmp_path / "runs"
+    env = {**os.environ, "TINY": "1", "JOBS": "agrnet-hr-128-pre", "DATA": str(folders["utk"]),
+           "WILD": str(folders["wild"]), "RUNS": str(runs), "OUT": str(tmp_path / "out"), "OMP_NUM_THREADS": "1",
+           "PYTHON": sys.executable}
+    script = Path(__file__).resolve().parent.parent / "train" / "device_train.sh"
+    done = subprocess.run(["bash", str(script), "1"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = raw_record(runs / "dev-agrnet-hr-128-pre" / "best")
+    assert [(s["folder"], s["weight"]) for s in record["data sources"]] == [("wild", 0.5), ("utk", 0.5)]
+    assert record["validation"]["data"] == "wild" and "gan" in record["overrides"]
+    config = json.loads((runs / "dev-agrnet-hr-128-pre" / "best" / "config.json").read_text())
+    assert config["widths"] == [64, 64, 128, 128]
 
 
 
@@ -402,7 +431,7 @@ def test_a_real_world_run_records_and_states_its_degradation(image_dir, tmp_path
     """AGRNet-HR's card says which degradations it was trained on: the ranges of eq. 28 at the
     run's HR size, as data in training.json and as one sentence in the card."""
     from hub_models.degradations import real_world_ranges
-    from tests.train_helpers import card_record, raw_record
+    from tests.train_helpers import card_record
 
     out = tmp_path / "rw"
     pre = '{"adversarial": 0, "feature_matching": 0, "perceptual": 0, "l1": 1}'

@@ -3,8 +3,10 @@
 # side by side on one GPU for MINUTES each, and hand back their run folders as a few
 # <= 15 MB archive parts under $OUT (the device tool returns at most 8 files of 16 MiB).
 #
-#   On this machine, once:   mkdir -p data_cache && cp -r ../shared/data/utkface data_cache/
+#   On this machine, once:   python -m train.pack_data ../shared/data/celeba_wild data_cache/celeba_wild --max-mb 11
+#                            python -m train.pack_data ../shared/data/utkface data_cache/utkface --max-mb 11
 #                            pip download --no-deps lpips==0.1.4 -d data_cache/wheels
+#                            (checkout + data_cache must stay within the 64 MiB the device tool carries)
 #   Device tool `run`:       bash train/device_train.sh 9      carry: ["data_cache"]
 #   Back here:               cat <files_at>/runs.tgz.part-* | tar xzf -      # -> runs/dev-*/
 #                            python -m train.ship runs/dev-agrnet-x8/best --name agrnet-x8 \
@@ -21,6 +23,7 @@ MINUTES=${1:-9}
 RUNS=${RUNS:-runs}
 OUT=${OUT:-$RUNS/device_out}
 DATA=${DATA:-data_cache/utkface}
+WILD=${WILD:-data_cache/celeba_wild}  # the benchmark-framed faces; without them the jobs train on UTKFace alone
 PY=${PYTHON:-python3}  # the device image's python3 holds torch
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 cd "$(dirname "$0")/.."
@@ -32,13 +35,25 @@ cd "$(dirname "$0")/.."
 # faces, so dropping 0.4 of it keeps about the same 3,600 faces as the CPU runs' 0.6 of all.
 # SHARP128: BatchNorm nets (CRLNet, AGRNet) train on LR inputs of the benchmark's size, 128-px HR
 # (README, Input size; AGRNet's encoder goes 128 -> 16 px, as in the paper).
-SHARP="--hr-size 96 --crop-range 0.85 1.0 --drop-blurry 0.4 --val-size 104 --val-pick sharpest"
-SHARP128="--hr-size 128 --crop-range 0.57 0.8 --drop-blurry 0.4 --val-pick sharpest"
+# MIX (when $WILD is carried): the data_mix winner the shipped RAFSR/RDAN weights use, celeba_wild +
+# UTKFace 1:1, benchmark framing for celeba_wild, validation on celeba_wild val at 128 px.
+if [ -d "$WILD" ]; then
+  DATA_ARGS="--data $WILD $DATA --data-weights 1 1 --val-data $WILD --val-count 100 --val-size 128"
+  SHARP="--hr-size 96 --crop-range 0.75 0.85 0.85 1.0 --drop-blurry 0 0.4"
+  SHARP128="--hr-size 128 --crop-range 0.75 0.85 0.85 1.0 --drop-blurry 0 0.4"
+else
+  DATA_ARGS="--data $DATA"
+  SHARP="--hr-size 96 --crop-range 0.85 1.0 --drop-blurry 0.4 --val-size 104 --val-pick sharpest"
+  SHARP128="--hr-size 128 --crop-range 0.57 0.8 --drop-blurry 0.4 --val-pick sharpest"
+fi
 L1_ONLY='--loss-weights {"perceptual_mse":0,"adversarial":0,"l1":1}'
+# AGRNet-HR's L1 stage (its GAN terms dropped) at 128 px, widths that fit the checkout (train/plan.py)
+AGRNET_HR_L1='--model-kwargs {"widths":[64,64,128,128]} --loss-weights {"adversarial":0,"feature_matching":0,"perceptual":0,"l1":1}'
 # MFFCN's pixel-loss stage (10 L2 + TV; the VGG terms need the perceptual weights, see above)
 MFFCN_PIXEL='--loss-weights {"perceptual":0,"texture":0}'
 ALL_JOBS="
 agrnet-x8|agrnet|8|-|--workers 4 $SHARP128
+agrnet-hr-128-pre|agrnet_hr|-|-|--workers 4 --batch-size 8 --lr 2e-4 $AGRNET_HR_L1 $SHARP128
 mffcn|mffcn|-|checkpoints/mffcn|--workers 4 --batch-size 16 $SHARP --val-size 96 $MFFCN_PIXEL
 vdsr-x4|vdsr|4|checkpoints/vdsr-x4|--workers 2 $SHARP
 rdan-x4|rdan|4|checkpoints/rdan-x4|--workers 2 $SHARP
@@ -69,10 +84,12 @@ if [ "${TINY:-0}" != 1 ]; then
 fi
 cpu_ok=()
 { [ "${TINY:-0}" = 1 ] || [ "${CPU_OK:-0}" = 1 ]; } && cpu_ok=(--cpu-ok)
-if ! "$PY" -m train.device_check --data "$DATA" "${cpu_ok[@]}" --init "${inits[@]}" >"$RUNS/dev-check.txt" 2>&1; then
+if ! "$PY" -m train.device_check --data "$DATA" "${cpu_ok[@]}" --init "${inits[@]}" >"$RUNS/dev-check.txt" 2>&1 \
+   || { [ -d "$WILD" ] && ! "$PY" -m train.device_check --data "$WILD" "${cpu_ok[@]}" >>"$RUNS/dev-check.txt" 2>&1; }; then
   fail "environment check failed:
 $(cat "$RUNS/dev-check.txt")"
 fi
+[ -d "$WILD" ] && echo "data: $WILD + $DATA 1:1" >>"$RUNS/dev-check.txt" || echo "data: $DATA alone ($WILD not carried)" >>"$RUNS/dev-check.txt"
 
 { date; nvidia-smi -L 2>/dev/null || echo "no GPU: $(nproc) CPUs"; "$PY" -c "import torch; print('torch', torch.__version__)"; cat "$RUNS/dev-check.txt"; } \
   >"$RUNS/dev-summary.txt" 2>&1
@@ -84,7 +101,8 @@ while IFS='|' read -r name model scale init extra; do
   case " $WANT " in *" $name "*) ;; *) continue ;; esac
   scale_arg=()
   [ "$scale" != "-" ] && scale_arg=(--scale "$scale")
-  args=(--model "$model" "${scale_arg[@]}" --data "$DATA" --train-list train.txt --val-list val.txt
+  # shellcheck disable=SC2206  # DATA_ARGS holds several arguments (paths without spaces)
+  args=(--model "$model" "${scale_arg[@]}" $DATA_ARGS --train-list train.txt --val-list val.txt
         --steps 10000000 --output "$RUNS/dev-$name" --max-time "$MINUTES" --val-every 500
         --save-every 500 --no-progress)
   tiny=()

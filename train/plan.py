@@ -81,9 +81,10 @@ PLAN = [
     Planned("crlnet-x8", (Gain(8, 2.0), LpipsBelow(8, "crlnet-psnr-x8")), "2 GPU h",
             "GAN stage from crlnet-psnr-x8 (`train/device_train.sh` or 1 CPU core, batch 8)"),
     Planned("agrnet-x8", (Gain(8, 2.0),), "4 GPU h",
-            "the paper's L2 recipe at 128 px, batch 8 on 1 CPU core (1.2 img/s) or `train/device_train.sh`"),
+            "the paper's L2 recipe at 128 px on the mix, batch 8 on 1 CPU core (1 img/s), or `train/device_train.sh`"),
     Planned("agrnet-hr-128", (Gain(4, 0.0),), "4 GPU h",
-            "composite GAN loss, real-world degradation, 128-px HR; needs a GPU"),
+            "widths [64, 64, 128, 128] (9.5 M; the 39.3 M default does not fit the 50 MB checkout even in int8): "
+            "an L1 stage on real-world degraded faces (1 CPU core, 3 img/s), then the paper's composite GAN loss"),
     Planned("mffcn", (Gain(2, 0.0), Gain(3, 0.0), Gain(4, 0.0)), "3 GPU h",
             "pixel-loss stage with both cores, then the paper's full loss"),
     Planned("srcnn-x4", (Gain(4, 0.0),), "2 CPU h", "the mix, until validation stops rising"),

@@ -68,22 +68,33 @@ def test_int8_folder_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("int8_change, fp16_change, chosen", [
-    (-0.004, 0.0, "int8"), (-0.02, -0.001, "fp16"), (-0.05, 0.03, "fp32")])
-def test_ship_stores_the_smallest_harmless_storage(monkeypatch, int8_change, fp16_change, chosen):
-    changes = {"int8": int8_change, "fp16": fp16_change}
+    ({"CelebA": -0.004, "utkface-val": 0.005}, None, "int8"),
+    ({"CelebA": -0.004, "utkface-val": -0.08}, {"CelebA": 0.0, "utkface-val": 0.0}, "fp16"),  # harmful on one set
+    ({"CelebA": -0.05, "utkface-val": 0.0}, {"CelebA": 0.03, "utkface-val": 0.0}, "fp32")])
+def test_ship_stores_the_smallest_storage_harmless_on_every_set(monkeypatch, int8_change, fp16_change, chosen):
+    changes = {"int8": int8_change, "fp16": fp16_change, "fp32": {"CelebA": 0.0, "utkface-val": 0.0}}
     monkeypatch.setattr(storage, "rounded", lambda model, name: name)
-    monkeypatch.setattr(ship, "evaluate_model",
-                        lambda model, hr, scale, with_bicubic: {"model": {"psnr_y": 30.0 + changes[model]}})
-    picked = ship.choose_storage(_model(), hr=[None] * 5, scale=4, base_psnr=30.0)
-    assert picked["dtype"] == chosen
-    assert picked["faces"] == 5 and picked["tolerance_db"] == ship.STORAGE_TOLERANCE_DB
+    monkeypatch.setattr(ship, "evaluate_model", lambda model, hr, scale, with_bicubic: {
+        "model": {"psnr_y": 30.0 + (changes[model][hr[0]] if isinstance(model, str) else 0.0)}})
+    sets = {"CelebA": ["CelebA"] * 5, "utkface-val": ["utkface-val"] * 3}
+    picked = ship.choose_storage(_model(), sets, scale=4)
+    assert picked["dtype"] == chosen and picked["forced"] is False
+    assert picked["faces"] == {"CelebA": 5, "utkface-val": 3} and picked["tolerance_db"] == ship.STORAGE_TOLERANCE_DB
     assert list(picked["measured_db"]) == (["int8"] if chosen == "int8" else ["int8", "fp16"])
+    assert picked["measured_db"]["int8"] == pytest.approx(int8_change)
+    forced = ship.choose_storage(_model(), sets, scale=4, forced="int8")  # for size: measured and said anyway
+    assert forced["dtype"] == "int8" and forced["forced"] and forced["measured_db"]["int8"] == pytest.approx(int8_change)
 
 
 def test_the_card_line_names_every_measured_change():
     from hub_models.training_record import storage_line
 
-    line = storage_line({"dtype": "fp16", "measured_db": {"int8": -0.0147, "fp16": 0.0004}, "faces": 200,
-                         "scale": 4, "tolerance_db": 0.01})
+    record = {"dtype": "fp16", "measured_db": {"int8": {"CelebA": -0.0047, "utkface-val": -0.0815},
+                                               "fp16": {"CelebA": 0.0004, "utkface-val": 0.0}},
+              "faces": {"CelebA": 200, "utkface-val": 200}, "scale": 8, "tolerance_db": 0.01, "forced": False}
+    line = storage_line(record)
     assert line.startswith("fp16 weights (the smallest of int8 per output channel, fp16, fp32")
-    assert "less than 0.01 dB on 200 CelebA faces at x4; measured: int8 -0.0147 dB, fp16 +0.0004 dB" in line
+    assert ("less than 0.01 dB on each of 200 CelebA, 200 utkface-val faces at x8; measured: int8: CelebA -0.0047 dB, "
+            "utkface-val -0.0815 dB; fp16: CelebA +0.0004 dB, utkface-val +0.0000 dB") in line
+    forced = storage_line({**record, "dtype": "int8", "forced": True, "measured_db": {"int8": record["measured_db"]["int8"]}})
+    assert forced.startswith("int8 weights, chosen for size") and "utkface-val -0.0815 dB" in forced

@@ -35,7 +35,8 @@ MODEL_TABLE = [Column("name", "name"), Column("class", "class"), Column("paper",
 
 def model_table() -> str:
     """The registry as a markdown table (README "Models"; `python -m hub_models`)."""
-    return table(MODEL_TABLE, [_model_row(name, cls) for name, cls in sorted(hub_models.MODELS.items())])
+    in_paper_order = sorted(hub_models.MODELS.items(), key=lambda item: (item[1].paper.get("seed") or "~", item[0]))
+    return table(MODEL_TABLE, [_model_row(name, cls) for name, cls in in_paper_order])  # seeds 000-004, then baselines
 
 
 def _export(args) -> int:

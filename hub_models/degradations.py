@@ -36,6 +36,8 @@ __all__ = [
     "bicubic_lr_8bit",
     "RealWorldParams",
     "real_world_degrade",
+    "real_world_lr_fixed",
+    "real_world_ranges",
     "BLUR_KINDS",
 ]
 
@@ -359,3 +361,16 @@ def real_world_degrade(hr: torch.Tensor, params=None, *, seed=None,
             "for the batch or set upsample_to, or call real_world_degrade per image")
     out = torch.cat(outs, 0)
     return out.squeeze(0) if squeeze else out
+
+
+#: first per-image seed of the fixed real-world draws (training validation and `train.evaluate`)
+FIXED_REAL_WORLD_SEED = 10_000
+
+
+def real_world_lr_fixed(hr: torch.Tensor, scale: int, first_index: int = 0) -> torch.Tensor:
+    """The real-world LR of a fixed test set: image `first_index + i` of the batch gets eq. 28's
+    parameters drawn from seed `FIXED_REAL_WORLD_SEED + first_index + i` (kernel sizes rescaled to
+    its HR size), downscaled by exactly `scale`; so every model is scored on the same inputs."""
+    params = [RealWorldParams.sample(FIXED_REAL_WORLD_SEED + first_index + i, hr_size=int(hr.shape[-1]),
+                                     downscale=1 / scale) for i in range(hr.shape[0])]
+    return real_world_degrade(hr, params)

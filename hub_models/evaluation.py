@@ -21,7 +21,9 @@ import torch
 
 from . import metrics
 from .registry import create
-from .degradations import bicubic_lr_8bit, mod_crop
+from .degradations import bicubic_lr_8bit, mod_crop, real_world_lr_fixed
+
+DEGRADATIONS = ("bicubic", "real-world")
 
 
 def read_rgb(path: Path | str):
@@ -68,22 +70,28 @@ def score(model, lr: torch.Tensor, hr: torch.Tensor, scale: int, protocol: str =
 
 @torch.no_grad()
 def evaluate_model(model, hr_images: list[torch.Tensor], scale: int, protocol: str = "dic", batch_size: int = 16,
-                   with_bicubic: bool = True) -> dict:
+                   with_bicubic: bool = True, degradation: str = "bicubic") -> dict:
     """Mean scores of `model` (and bicubic) over `hr_images` at `scale`; also seconds/image.
 
+    `degradation`: "bicubic" (the papers' benchmark, `bicubic_lr_8bit`) or "real-world" (eq. 28,
+    fixed per-image draws, `real_world_lr_fixed`: image i of `hr_images` always gets the same).
     Returns {"model": {metric: mean}, "bicubic": {...} (with_bicubic), "seconds_per_image",
     "num_images"}; seconds count `model.upscale` only."""
+    if degradation not in DEGRADATIONS:
+        raise ValueError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
     bicubic = create("bicubic", scale=scale)
     sums: dict[str, dict[str, list]] = {"model": {}, "bicubic": {}}
     seconds = 0.0
-    groups: dict[tuple, list[torch.Tensor]] = {}
-    for image in hr_images:  # batch images of equal size together
+    groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
+    for index, image in enumerate(hr_images):  # batch images of equal size together
         image = mod_crop(image.unsqueeze(0), scale)[0]
-        groups.setdefault(tuple(image.shape), []).append(image)
+        groups.setdefault(tuple(image.shape), []).append((index, image))
     for images in groups.values():
         for start in range(0, len(images), batch_size):
-            hr = torch.stack(images[start : start + batch_size])
-            lr = bicubic_lr_8bit(hr, scale)
+            indices, batch = zip(*images[start : start + batch_size])
+            hr = torch.stack(batch)
+            lr = (bicubic_lr_8bit(hr, scale) if degradation == "bicubic" else
+                  torch.cat([real_world_lr_fixed(image[None], scale, first_index=i) for i, image in zip(indices, batch)]))
             t0 = time.perf_counter()
             sr = model.upscale(lr, scale=scale)
             seconds += time.perf_counter() - t0

@@ -55,3 +55,38 @@ def test_score_is_the_mean_of_metrics_evaluate():
     expected = metrics.evaluate(bicubic.upscale(lr), hr, scale=4)
     got = score(bicubic, lr, hr, 4, batch_size=3)
     assert got == pytest.approx({k: float(v.mean()) for k, v in expected.items()}, abs=1e-6)
+
+
+def test_real_world_evaluation_gives_each_image_one_fixed_draw():
+    """`degradation="real-world"` (eq. 28, AGRNet-HR's benchmark rows): image i always gets the
+    same LR, whatever the batching, and it differs from the bicubic LR."""
+    from hub_models.degradations import real_world_lr_fixed
+
+    images = _faces(4, size=(64, 64))
+    bicubic = hub_models.create("bicubic", scale=4)
+    one = evaluate_model(bicubic, images, scale=4, batch_size=1, with_bicubic=False, degradation="real-world")
+    four = evaluate_model(bicubic, images, scale=4, batch_size=4, with_bicubic=False, degradation="real-world")
+    for key, value in one["model"].items():
+        assert four["model"][key] == pytest.approx(value, abs=1e-6)
+    plain = evaluate_model(bicubic, images, scale=4, with_bicubic=False)
+    assert plain["model"]["psnr_y"] != pytest.approx(one["model"]["psnr_y"], abs=0.1)
+    first = torch.stack(images[:1])
+    assert torch.equal(real_world_lr_fixed(torch.stack(images[1:2]), 4, first_index=1),
+                       real_world_lr_fixed(torch.stack(images[:2]), 4)[1:])
+    assert real_world_lr_fixed(first, 4).shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="degradation must be one of bicubic, real-world"):
+        evaluate_model(bicubic, images, scale=4, degradation="jpeg")
+
+
+def test_evaluate_command_keeps_bicubic_and_real_world_rows_apart(tmp_path):
+    from train.evaluate import store_result
+
+    row = {"dataset": "CelebA-1000", "scale": 4, "protocol": "dic", "model": {}, "bicubic": {}}
+    store_result(tmp_path, row)
+    store_result(tmp_path, {**row, "dataset": "CelebA-1000 real-world", "degradation": "real-world"})
+    store_result(tmp_path, {**row, "num_images": 2})  # measured again: replaces its own row only
+    import json
+
+    rows = json.loads((tmp_path / "eval_results.json").read_text())
+    assert [(r["dataset"], r.get("degradation"), r.get("num_images")) for r in rows] == [
+        ("CelebA-1000", None, 2), ("CelebA-1000 real-world", "real-world", None)]

@@ -73,3 +73,17 @@ def test_data_mix_names_the_shares():
     assert plan.data_mix(record) == "celeba_wild + utkface 1:1"
     assert plan.data_mix({"data sources": [{"folder": "a", "weight": 0.25}, {"folder": "b", "weight": 0.75}]}) == "a + b 1:3"
     assert plan.data_mix({"datasets": ["utkface"]}) == "utkface"
+
+
+def test_real_world_target_reads_the_real_world_rows(tmp_path):
+    from train.plan import RealWorldLpips
+
+    rows = [_row(4, 26.0, 25.0, lpips=0.40), {**_row(4, 24.0, 24.5, lpips=0.42), "dataset": plan.REAL_WORLD_BENCHMARK}]
+    rows[1]["bicubic"]["lpips"] = 0.49
+    _checkpoint(tmp_path, "rw", rows)
+    row = plan.progress(Planned("rw", (Gain(4, 0.0), RealWorldLpips(4)), "", ""), tmp_path)
+    assert row["state"] == "shipped, target met"
+    assert row["measured"] == "x4 +1.00 dB; real-world LPIPS 0.4200 vs bicubic 0.4900"
+    _checkpoint(tmp_path, "bicubic-only", rows[:1])
+    assert plan.progress(Planned("bicubic-only", (RealWorldLpips(4),), "", ""), tmp_path)["state"].startswith(
+        "shipped, not evaluated")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from hub_models.degradations import RealWorldParams, bicubic_lr_8bit, imresize, mod_crop, real_world_degrade
+from hub_models.degradations import (RealWorldParams, bicubic_lr_8bit, imresize, mod_crop, real_world_degrade,
+                                    real_world_lr_fixed)
 
 
 def _bicubic_8bit(hr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -57,8 +58,7 @@ def validation_inputs(hr: torch.Tensor, recipe) -> tuple[torch.Tensor, torch.Ten
     per-image seeds at scales[0]."""
     if recipe.degradation == "real_world":
         scale = recipe.scales[0]
-        params = [RealWorldParams.sample(10_000 + i, hr_size=hr.shape[-1], downscale=1 / scale) for i in range(hr.shape[0])]
-        return real_world_degrade(hr, params), hr, scale
+        return real_world_lr_fixed(hr, scale), hr, scale
     scale = recipe.scales[-1]
     hr = mod_crop(hr, scale)  # sizes the scale does not divide: LR and HR of the same extent
     return torch.cat([bicubic_lr_8bit(chunk, scale) for chunk in hr.split(16)]), hr, scale

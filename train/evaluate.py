@@ -7,8 +7,11 @@ The protocol (LR made once by `hub_models.degradations.bicubic_lr_8bit`, scores 
 `hub_models.metrics.evaluate`, per image then averaged; model and bicubic on the same LR) is
 `hub_models.evaluation.evaluate_model`; this file is its command line.
 
+`--degradation real-world` scores on AGRNet-HR's real-world degradation instead (eq. 28, one fixed
+draw per image: `hub_models.degradations.real_world_lr_fixed`).
+
 `--update-card` stores the result in the model folder's `eval_results.json` (one row per
-dataset/scale/protocol, replaced when measured again) and rewrites its README.md card.
+dataset/scale/protocol/degradation, replaced when measured again) and rewrites its README.md card.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 import hub_models
 from hub_models import metrics
 from hub_models.card import weights_terms
-from hub_models.evaluation import evaluate_model, load_hr  # noqa: F401 (the card protocol; re-exported)
+from hub_models.evaluation import DEGRADATIONS, evaluate_model, load_hr  # noqa: F401 (the card protocol; re-exported)
 from hub_models.hub import folder_model_name
 from train.data import list_images
 
@@ -45,9 +48,11 @@ def rewrite_card(folder: Path, model=None) -> None:
 def store_result(folder: Path, row: dict) -> None:
     path = Path(folder) / "eval_results.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
-    key = (row["dataset"], row["scale"], row["protocol"])
-    rows = [r for r in rows if (r["dataset"], r["scale"], r["protocol"]) != key] + [row]
-    rows.sort(key=lambda r: (r["dataset"], r["scale"], r["protocol"]))
+    def key(r):
+        return r["dataset"], r["scale"], r["protocol"], r.get("degradation", "bicubic")
+
+    rows = [r for r in rows if key(r) != key(row)] + [row]
+    rows.sort(key=key)
     path.write_text(json.dumps(rows, indent=2))
 
 
@@ -59,6 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset", help="dataset name for the card (default: the folder name)")
     p.add_argument("--scale", type=int, nargs="+", help="scale(s) (default: the model's)")
     p.add_argument("--protocol", default="dic", choices=sorted(metrics.PROTOCOLS))
+    p.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS,
+                   help="how the LR is made: bicubic (the papers' benchmark) or real-world (AGRNet eq. 28, the "
+                        "same fixed draw per image for every model; name the --dataset accordingly)")
     p.add_argument("--limit", type=int, help="only the first N images (quick checks; not for cards)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--update-card", action="store_true", help="write eval_results.json and rewrite the card")
@@ -82,10 +90,11 @@ def evaluation_rows(argv: list[str]) -> tuple[argparse.Namespace, object, list[d
     command = "python -m train.evaluate " + " ".join(shlex.quote(a) for a in shown)
     rows = []
     for scale in args.scale or model.supported_scales:
-        result = evaluate_model(model, hr_images, scale, args.protocol, args.batch_size)
-        rows.append({"dataset": dataset, "scale": scale, "protocol": args.protocol, "num_images": result["num_images"],
-                     "command": command, "model": result["model"], "bicubic": result["bicubic"],
-                     "seconds_per_image": result["seconds_per_image"]})
+        result = evaluate_model(model, hr_images, scale, args.protocol, args.batch_size, degradation=args.degradation)
+        rows.append({"dataset": dataset, "scale": scale, "protocol": args.protocol,
+                     **({"degradation": args.degradation} if args.degradation != "bicubic" else {}),
+                     "num_images": result["num_images"], "command": command, "model": result["model"],
+                     "bicubic": result["bicubic"], "seconds_per_image": result["seconds_per_image"]})
         print(f"{args.model} x{scale} on {dataset} ({result['num_images']} images, protocol {args.protocol}):")
         for who in ("model", "bicubic"):
             print(f"  {who:8s} " + "  ".join(f"{k} {v:.4f}" for k, v in result[who].items()))

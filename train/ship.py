@@ -8,8 +8,8 @@ Steps: (1) on the first `--storage-check` CelebA faces, refuse a model below bic
 the fp32 weights with their int8-, then fp16-rounded copies (`hub_models.storage`) on those and on
 as many faces of each validation set, and store the first that moves Y-PSNR by less than 0.01 dB
 on all of them (or `--storage`; the measured changes are written into the card); (2) save_pretrained into checkpoints/<name>/ with the run's training record;
-(3) `train.evaluate` on CelebA-1000 and on the UTKFace validation list at the model's
-scale(s), each stored in eval_results.json, and the card rewritten from them with example
+(3) `train.evaluate` on CelebA-1000 (and, for real-world-trained models, on CelebA-1000 with
+the real-world degradation) and on the UTKFace validation list at the model's scale(s), each stored in eval_results.json, and the card rewritten from them with example
 images (train.cards).
 """
 
@@ -30,6 +30,7 @@ from train.cards import write_examples
 from train.config import note_batch_override, note_schedule_override
 from train.data import list_images
 from train.evaluate import main as evaluate_main, rewrite_card
+from train.plan import REAL_WORLD_BENCHMARK
 from train.recipes import RECIPES, get_recipe
 from train.record import add_warm_start_history
 
@@ -133,6 +134,9 @@ def main(argv=None) -> int:
     if not args.skip_eval:
         scale_args = ["--scale", *map(str, scales)]
         evaluate_main([args.name, "--data", args.celeba, "--dataset", "CelebA-1000", *scale_args, "--update-card"])
+        if (training.get("recipe") or {}).get("degradation") == "real_world":  # AGRNet-HR: its own degradation too
+            evaluate_main([args.name, "--data", args.celeba, "--dataset", REAL_WORLD_BENCHMARK, "--degradation",
+                           "real-world", *scale_args, "--update-card"])
         if args.utk:
             evaluate_main([args.name, "--data", args.utk, "--list", "val.txt", "--dataset", "UTKFace-val",
                            *scale_args, "--update-card"])

@@ -1,7 +1,8 @@
 """Training speed: images/s of one full training step (train.py's own `Trainer`: the
 recipe's degradation, forward, every loss term including VGG and discriminator, backward,
 Adam, and the discriminator update for GANs) per registered model, default configs, HR 128,
-in fp32 NCHW, fp32 channels_last and bf16 channels_last (fp16 too on CUDA).
+in fp32 NCHW, fp32 channels_last and bf16 channels_last (fp16 too on CUDA); `--modes` adds the
+torch.compile modes. A mode whose loss or weights turn non-finite is marked unusable, never "best".
 
     python -m bench.train_speed --quick                  # < 10 min on 2 CPU cores
     python -m bench.train_speed --batch 4 --steps 5 --out bench/results/train_speed.md
@@ -28,11 +29,15 @@ from pathlib import Path
 
 from bench.report import Column, table
 
-MODES = {  # name -> (mixed precision, channels_last)
-    "fp32 NCHW": ("no", False),
-    "fp32 channels_last": ("no", True),
-    "bf16 channels_last": ("bf16", True),
-    "fp16 channels_last": ("fp16", True),  # CUDA only
+MODES = {  # name -> (mixed precision, channels_last, accelerate's dynamo_backend)
+    "fp32 NCHW": ("no", False, "no"),
+    "fp32 channels_last": ("no", True, "no"),
+    "bf16 channels_last": ("bf16", True, "no"),
+    "fp16 channels_last": ("fp16", True, "no"),  # CUDA only
+    # torch.compile of the training step through accelerate (`accelerate launch --dynamo_backend
+    # inductor`, or ACCELERATE_DYNAMO_BACKEND=inductor for `python -m train.train`); not in the default set
+    "fp32 channels_last compiled": ("no", True, "inductor"),
+    "bf16 channels_last compiled": ("bf16", True, "inductor"),
 }
 
 
@@ -57,21 +62,26 @@ def worker(model: str, mode: str, batch: int, hr_size: int, warmup: int, steps: 
     def emit(**kw):
         print(json.dumps(kw), flush=True)
 
-    mixed, channels_last = MODES[mode]
+    mixed, channels_last, dynamo = MODES[mode]
     recipe = get_recipe(model)
     recipe.hr_size, recipe.batch_size = hr_size, batch
     if recipe.degradation != "real_world" and len(recipe.scales) > 1 and not hub_models.capabilities(model).pre_upsampled:
         recipe.scales = recipe.scales[:1]
-    acc = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
+    acc = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available(), dynamo_backend=dynamo)
     torch.manual_seed(0)
     trainer = Trainer(recipe, acc, channels_last=channels_last)
     hr = _smooth_batch(batch, hr_size).to(acc.device).contiguous(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     params = sum(p.numel() for p in trainer.net.parameters())
 
+    finite = True
+
     def one(step):
+        nonlocal finite
         loss, _, d_loss = trainer.losses(hr, degrade_seed=step)
+        finite = finite and bool(torch.isfinite(loss))
         trainer.update(loss, d_loss, step)
+        finite = finite and all(bool(torch.isfinite(p).all()) for p in trainer.net.parameters())
         if acc.device.type == "cuda":
             torch.cuda.synchronize()
 
@@ -84,7 +94,7 @@ def worker(model: str, mode: str, batch: int, hr_size: int, warmup: int, steps: 
         one(warmup + i)
         emit(phase="step", done=i + 1, t=time.time())
     elapsed = time.time() - start
-    emit(phase="result", img_per_s=batch * steps / elapsed, s_per_step=elapsed / steps, params=params)
+    emit(phase="result", img_per_s=batch * steps / elapsed, s_per_step=elapsed / steps, params=params, finite=finite)
 
 
 def _events(proc: subprocess.Popen, lines: queue.Queue, deadline: float) -> dict:
@@ -136,7 +146,8 @@ def run_one(model: str, mode: str, args) -> dict:
         proc.kill()
     proc.wait()
     if "result" in events:
-        return {"img_per_s": events["result"]["img_per_s"], "bound": False, "params": events["result"]["params"]}
+        return {"img_per_s": events["result"]["img_per_s"], "bound": False, "params": events["result"]["params"],
+                "finite": events["result"].get("finite", True)}
     if timed_out:
         return _upper_bound(events, args)
     return {"error": ("".join(stderr).strip().splitlines() or ["failed"])[-1][:160]}
@@ -184,11 +195,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _speed_cell(r: dict) -> str:
-    return r.get("error", "") if "error" in r else f"{'< ' if r['bound'] else ''}{r['img_per_s']:.2f}"
+    if "error" in r:
+        return r["error"]
+    broken = "" if r.get("finite", True) else " (non-finite loss or weights: unusable)"
+    return f"{'< ' if r['bound'] else ''}{r['img_per_s']:.2f}{broken}"
 
 
 def _best(row: dict) -> str:
-    exact = [(r["img_per_s"], m) for m, r in row["by_mode"].items() if "error" not in r and not r["bound"]]
+    exact = [(r["img_per_s"], m) for m, r in row["by_mode"].items()
+             if "error" not in r and not r["bound"] and r.get("finite", True)]
     return max(exact)[1] if exact else "?"
 
 
@@ -232,7 +247,7 @@ def main(argv=None) -> int:
     from train.recipes import RECIPES
 
     models = args.models or [m for m in sorted(hub_models.MODELS) if m in RECIPES]
-    modes = args.modes or [m for m in MODES if torch.cuda.is_available() or not m.startswith("fp16")]
+    modes = args.modes or [m for m in MODES if (torch.cuda.is_available() or not m.startswith("fp16")) and MODES[m][2] == "no"]
     results: dict = {}
     t0 = time.time()
     for model in models:

@@ -224,7 +224,8 @@ def card_lines(record: dict | None) -> dict[str, Any]:
         elif key == "hardware":
             out[key] = hardware_line(value)
         elif key == "precision" and isinstance(value, dict):
-            out[key] = value["mixed"] + (", channels_last" if value.get("channels_last") else "")
+            out[key] = (value["mixed"] + (", channels_last" if value.get("channels_last") else "")
+                        + (", torch.compile (inductor)" if value.get("compiled") else ""))
         elif key == "recipe sources" and "overrides" in record:
             out[key] = recipe_sources(value, record["overrides"])
         elif key == "ema":

@@ -308,3 +308,12 @@ def test_the_device_script_checks_its_environment_first(faces, tmp_path):
         cv2.imwrite(str(tmp_path / "data" / "f0.png"), np.zeros((8, 8, 3), np.uint8))
         code, text, _ = run(JOBS="srcnn-x4", DATA=str(tmp_path / "data"), OUT=str(tmp_path / "o4"))
         assert code == 2 and "no CUDA GPU visible" in text, text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for CPUs")
+def test_compile_with_bf16_on_the_cpu_is_refused_before_any_step(faces, tmp_path):
+    """inductor's bf16 backward on the CPU gives NaN gradients (torch 2.14.1, bench.train_speed): refused."""
+    with pytest.raises(SystemExit) as stop:
+        train_script.main(_args(faces, tmp_path / "c", 2, "--compile", "--mixed-precision", "bf16"))
+    assert "--compile with bf16 on the CPU gives NaN gradients" in str(stop.value)
+    assert not (tmp_path / "c" / "state").exists()

@@ -95,12 +95,17 @@ def main(argv=None) -> int:
 
     # -- accelerator, model ---------------------------------------------------------------
     mixed = args.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION") or default_precision()
+    if args.compile and mixed == "bf16" and not torch.cuda.is_available():
+        raise SystemExit("--compile with bf16 on the CPU gives NaN gradients (inductor, torch 2.14.1; measured by "
+                         "bench.train_speed, docs/training.md): drop --compile (bf16 alone is the faster CPU mode) or "
+                         "add --mixed-precision no")
     # without cpu=True, accelerate treats processes launched on a machine without CUDA (e.g.
     # `accelerate launch --multi_gpu --num_processes 2` on a CPU box) as independent
     # single-process runs; with it they form one gloo process group (MULTI_CPU)
     launched = int(os.environ.get("WORLD_SIZE") or 0)  # set by torchrun / accelerate launch
     accelerator = Accelerator(mixed_precision=mixed, log_with="tensorboard", project_dir=str(output / "logs"),
-                              cpu=not torch.cuda.is_available(), gradient_accumulation_steps=args.grad_accum)
+                              cpu=not torch.cuda.is_available(), gradient_accumulation_steps=args.grad_accum,
+                              dynamo_backend="inductor" if args.compile else None)  # None: accelerate's launch flag
     if launched and launched != accelerator.num_processes:
         raise SystemExit(f"{launched} processes were launched but accelerate formed a group of {accelerator.num_processes}")
     is_main = accelerator.is_main_process

@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import queue
+import shlex
 import subprocess
 import sys
 import threading
@@ -227,7 +228,7 @@ def markdown(results: dict, models: list[str], modes: list[str], args, argv, min
         f"batch {args.batch}, {args.warmup} warm-up + {args.steps} timed steps; "
         f"\"< x\": stopped at the {args.cap:.0f} s cap, an upper bound.",
         "",
-        f"Environment: {environment()}. Command: `python -m bench.train_speed {' '.join(argv)}` ({minutes:.1f} min).",
+        f"Environment: {environment()}. Command: `python -m bench.train_speed {shlex.join(argv)}` ({minutes:.1f} min).",
         "",
         table(columns(modes), rows),
     ]) + "\n"

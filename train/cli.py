@@ -87,8 +87,8 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
                    help="default: accelerate's launch flag, else bf16 where the hardware computes it natively, else fp32")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step (accelerate's dynamo_backend inductor, as `accelerate launch "
-                        "--dynamo_backend inductor`), for GPUs: on the CPU it gains little in fp32 and gives NaN "
-                        "gradients in bf16, which is refused (bench.train_speed, docs/training.md)")
+                        "--dynamo_backend inductor`). On this CPU in bf16: AGRNet 1.5x faster, RAFSR NaN gradients "
+                        "(the run stops at step 1 and says so); fp32 gains little (bench.train_speed, docs/training.md)")
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="keep an exponential moving average of the generator weights (e.g. 0.999) and export it")
     p.add_argument("--max-time", type=float, default=0, help="stop cleanly (state saved) after this many minutes")

@@ -10,8 +10,9 @@ No number in these tables is typed by hand: each block between `<!-- BEGIN name 
 - `shipped`: every shipped checkpoint's `eval_results.json` (written by `train.evaluate
   --update-card`, the evaluation command, which each row names) and `training.json`,
 - `speed`, `quality`: `bench/results/speed.md` and `bench/results/quality.md` (written by `python -m bench`, bench/cli.py),
-- `train_speed`, `train_speed_xeon`: `bench/results/train_speed.md` (written by `python -m bench.train_speed`) and
-  the same table measured earlier on a machine without native bf16,
+- `train_speed`, `train_speed_xeon`, `train_speed_compile`: `bench/results/train_speed.md` (written by
+  `python -m bench.train_speed`), the same table measured earlier on a machine without native bf16, and
+  the torch.compile modes,
 - `experiments`: `bench/results/experiments/*.json`, training A/B tests: each run's training command
   and the rows `train.evaluate --json` wrote for its best checkpoint.
 """
@@ -210,6 +211,7 @@ BLOCKS = {
     "quality": lambda: bench_file("quality.md"),
     "train_speed": lambda: bench_file("train_speed.md", "python -m bench.train_speed --quick"),
     "train_speed_xeon": lambda: bench_file("train_speed_xeon.md"),
+    "train_speed_compile": lambda: bench_file("train_speed_compile.md", "python -m bench.train_speed --modes ..."),
     "experiments": experiments_table,
 }
 

@@ -87,7 +87,7 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
                    help="default: accelerate's launch flag, else bf16 where the hardware computes it natively, else fp32")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step (accelerate's dynamo_backend inductor, as `accelerate launch "
-                        "--dynamo_backend inductor`). On this CPU in bf16: AGRNet 1.5x faster, RAFSR NaN gradients "
+                        "--dynamo_backend inductor`). On this CPU in bf16: AGRNet faster, RAFSR NaN gradients "
                         "(the run stops at step 1 and says so); fp32 gains little (bench.train_speed, docs/training.md)")
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="keep an exponential moving average of the generator weights (e.g. 0.999) and export it")

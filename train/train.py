@@ -76,7 +76,7 @@ def validate(net, lr: torch.Tensor, hr: torch.Tensor, scale: int) -> dict[str, f
 
 
 # measured (bench.train_speed, docs/training.md): inductor's bf16 backward on the CPU gives RAFSR NaN
-# gradients in its first step, while AGRNet trains 1.5x faster compiled and its gradients stay finite
+# gradients in its first step, while AGRNet trains faster compiled and its gradients stay finite
 COMPILE_BF16_HINT = (" With --compile and bf16 this is likely inductor's bf16 backward (RAFSR's gradients turn NaN "
                      "on the CPU with torch 2.14.1): drop --compile, or add --mixed-precision no.")
 

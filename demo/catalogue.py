@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 import hub_models
+from hub_models.storage import INT8_SCALE
 from hub_models.metrics import format_metric
 from hub_models.registry import CHECKPOINT_DIR
 
@@ -105,7 +106,8 @@ def checkpoint_param_count(folder: Path) -> int | None:
         from safetensors import safe_open
 
         with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-            return int(sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys()))
+            # int8 files hold one scale per output channel beside each weight: not parameters
+            return int(sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys() if not k.endswith(INT8_SCALE)))
     except Exception:
         return None
 

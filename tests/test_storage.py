@@ -98,3 +98,13 @@ def test_the_card_line_names_every_measured_change():
             "utkface-val -0.0815 dB; fp16: CelebA +0.0004 dB, utkface-val +0.0000 dB") in line
     forced = storage_line({**record, "dtype": "int8", "forced": True, "measured_db": {"int8": record["measured_db"]["int8"]}})
     assert forced.startswith("int8 weights, chosen for size") and "utkface-val -0.0815 dB" in forced
+
+
+def test_the_demo_counts_the_parameters_of_an_int8_file_without_its_scales(tmp_path):
+    from demo.catalogue import checkpoint_param_count
+
+    model = _model()
+    for name in ("fp16", "int8"):
+        model.weights_storage = name
+        model.save_pretrained(tmp_path / name)
+    assert checkpoint_param_count(tmp_path / "int8") == checkpoint_param_count(tmp_path / "fp16") > 0

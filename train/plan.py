@@ -98,9 +98,11 @@ PLAN = [
     Planned("crlnet-x4", (Gain(4, 2.5), LpipsBelow(4, "crlnet-psnr-x4")), "2 GPU h",
             "a longer GAN stage from a better crlnet-psnr-x4"),
     Planned("crlnet-x8", (Gain(8, 2.0), LpipsBelow(8, "crlnet-psnr-x8")), "2 GPU h",
-            "GAN stage from crlnet-psnr-x8 (`train/device_train.sh` or 1 CPU core, batch 8)"),
+            "continue the GAN stage (`--init-from checkpoints/crlnet-x8`, batch 8, 128 px, the mix): after 2 CPU h its "
+            "PSNR hovers at bicubic's; a better crlnet-psnr-x8 first would lift it"),
     Planned("agrnet-x8", (Gain(8, 2.0),), "4 GPU h",
-            "the paper's L2 recipe at 128 px on the mix, batch 8 on 1 CPU core (1 img/s), or `train/device_train.sh`"),
+            "continue the paper's L2 recipe at 128 px on the mix (`--init-from checkpoints/agrnet-x8`, lr 2e-4, batch 8, "
+            "1 CPU core at 1.6 img/s compiled bf16), or `train/device_train.sh`; validation still rising fast"),
     Planned("agrnet-hr-psnr-128", (Gain(4, 0.0), RealWorldLpips(4)), "4 CPU h",
             "widths [64, 64, 128, 128] (9.5 M; the 39.3 M default does not fit the 50 MB checkout even in int8): "
             "the L1 stage on real-world degraded faces (GAN terms dropped; 1 CPU core, 3 img/s)"),

@@ -70,6 +70,10 @@ def recipe_sources(sources: dict, overrides: dict | None) -> dict[str, str]:
             out["losses"] = f"overridden on the command line: {value} (recipe: {recipe}); " + out.get("losses", "")
         elif key == "gan":
             out["gan"] = _GAN_DROPPED
+        elif key == "clean_fraction":
+            out["degradation"] = (f"ours, on the command line: {value:.0%} of the samples get the plain bicubic LR, the rest "
+                                  "the real-world pipeline (the paper trains on real-world LR only; a model that has "
+                                  "never seen a clean LR over-sharpens one); " + out.get("degradation", ""))
     return out
 
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 import hub_models
 import train.train as train_script
 from train import gan, perceptual
+from hub_models.degradations import bicubic_lr_8bit as _bicubic_lr_8bit
 from train.degrade import degrade
 from train.losses import Criterion
 from train.recipes import RECIPES, get_recipe
@@ -301,6 +302,38 @@ def test_degrade_real_world_and_multiscale():
     assert small.shape == (3, 3, 8, 8)
     mixed, scale = degrade(hr, [2, 3, 4], "bicubic", seed=1, pre_upsampled=True)
     assert mixed.shape == hr.shape
+
+
+def test_clean_fraction_gives_some_real_world_samples_the_plain_bicubic_lr():
+    """--clean-fraction: 0 is the paper's real-world-only LR, 1 the bicubic LR for every sample,
+    in between a per-sample draw fixed by the seed."""
+    from hub_models.degradations import imresize
+
+    hr = torch.rand(16, 3, 32, 32)
+    bicubic = imresize(_bicubic_lr_8bit(hr, 4), size=(32, 32)).clamp(0, 1)
+    paper, _ = degrade(hr, [4], "real_world", seed=3, pre_upsampled=True)
+    assert torch.equal(degrade(hr, [4], "real_world", seed=3, pre_upsampled=True, clean_fraction=0.0)[0], paper)
+    assert torch.allclose(degrade(hr, [4], "real_world", seed=3, pre_upsampled=True, clean_fraction=1.0)[0], bicubic)
+    half, _ = degrade(hr, [4], "real_world", seed=3, pre_upsampled=True, clean_fraction=0.5)
+    clean = [torch.allclose(half[i], bicubic[i]) for i in range(16)]
+    assert 0 < sum(clean) < 16
+    assert all(torch.equal(half[i], paper[i]) for i in range(16) if not clean[i])
+    small, _ = degrade(hr, [4], "real_world", seed=3, pre_upsampled=False, clean_fraction=1.0)
+    assert torch.equal(small, _bicubic_lr_8bit(hr, 4))
+
+
+def test_clean_fraction_is_an_override_the_card_says(image_dir, tmp_path):
+    from tests.train_helpers import card_record
+
+    out = tmp_path / "rw"
+    pre = '{"adversarial": 0, "feature_matching": 0, "perceptual": 0, "l1": 1}'
+    assert train_script.main(_args("agrnet_hr", image_dir, out, 1, "--loss-weights", pre, "--clean-fraction", "0.3")) == 0
+    said = card_record(out / "last")["recipe sources"]["degradation"]
+    assert said.startswith("ours, on the command line: 30% of the samples get the plain bicubic LR")
+    with pytest.raises(SystemExit, match="real-world recipes"):
+        train_script.main(_args("srcnn", image_dir, tmp_path / "s", 1, "--clean-fraction", "0.3"))
+    with pytest.raises(SystemExit, match="0 <= F <= 1"):
+        train_script.main(_args("agrnet_hr", image_dir, tmp_path / "h", 1, "--clean-fraction", "1.5"))
 
 
 def test_find_state_survives_a_kill_during_the_swap(tmp_path):

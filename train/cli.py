@@ -39,6 +39,8 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
                         "(default: the recipe's); one MIN MAX pair for all --data folders or one pair per folder. "
                         "Face scale: UTKFace's tight faces match the CelebA test crops at 0.85-1.0; celeba_wild's "
                         "160-px files hold the benchmark framing in their central 0.8")
+    p.add_argument("--clean-fraction", type=float, metavar="F",
+                   help="real-world recipes: share of samples trained on the plain bicubic LR (default: the recipe's, 0)")
     p.add_argument("--model-kwargs", default="{}", help="JSON dict of model config overrides")
     p.add_argument("--loss-weights", default="{}",
                    help='JSON dict overriding the recipe\'s loss weights; 0 drops a term (ablations, smoke runs), '

@@ -57,6 +57,18 @@ def set_crop_range(recipe: Recipe, crop_range) -> None:
     recipe.crop_range = (low, high)
 
 
+def set_clean_fraction(recipe: Recipe, fraction: float | None) -> None:
+    """Apply --clean-fraction (real-world recipes only) and record it as an override."""
+    if fraction is None:
+        return
+    if recipe.degradation != "real_world":
+        raise SystemExit(f"--clean-fraction applies to real-world recipes (agrnet_hr); {recipe.model} trains on bicubic LR already")
+    if not 0 <= fraction <= 1:
+        raise SystemExit(f"--clean-fraction needs 0 <= F <= 1, got {fraction:g}")
+    recipe.overrides["clean_fraction"] = {"value": fraction, "recipe": recipe.clean_fraction}
+    recipe.clean_fraction = fraction
+
+
 def apply_loss_override(recipe: Recipe, override: dict[str, float]) -> None:
     """--loss-weights: set or (weight 0) drop loss terms, recorded as an override.
     A GAN recipe left without adversarial terms is a pre-training stage (SRGAN pre-trains
@@ -95,6 +107,7 @@ def configure(args) -> tuple[Recipe, list[dict]]:
         if recipe.gan and cls.discriminator_cls is not None:
             recipe.gan.discriminator_kwargs = dict(cls.discriminator_cls.test_config)
     recipe.model_kwargs.update(json.loads(args.model_kwargs))
+    set_clean_fraction(recipe, getattr(args, "clean_fraction", None))
     apply_loss_override(recipe, json.loads(args.loss_weights))
     return recipe, sources
 

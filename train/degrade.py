@@ -17,7 +17,8 @@ def _bicubic_8bit(hr: torch.Tensor, scale: int) -> torch.Tensor:
     return (imresize(hr, scale=1 / scale) * 255).round().clamp(0, 255) / 255
 
 
-def degrade(hr: torch.Tensor, scales: list[int], kind: str, seed: int, pre_upsampled: bool):
+def degrade(hr: torch.Tensor, scales: list[int], kind: str, seed: int, pre_upsampled: bool,
+            clean_fraction: float = 0.0):
     """LR input for the network and the scale (None when the batch mixes scales).
 
     Multi-scale recipes draw a scale per sample (pre-upsampled models only: every sample
@@ -26,7 +27,8 @@ def degrade(hr: torch.Tensor, scales: list[int], kind: str, seed: int, pre_upsam
     eq. 28): blur, downscale, noise, JPEG with per-image parameters drawn from the paper's
     ranges (kernel sizes rescaled to the HR size); pre-upsampled models get the JPEG LR
     bicubic-upsampled back to the HR size (the paper's I_LR-UP, random factor 4-16),
-    others a fixed factor scales[0].
+    others a fixed factor scales[0]. `clean_fraction` of the real-world samples (drawn per
+    sample from the seed) get the plain bicubic LR at scales[0] instead.
     """
     gen = torch.Generator().manual_seed(seed)
     n = hr.shape[0]
@@ -35,6 +37,10 @@ def degrade(hr: torch.Tensor, scales: list[int], kind: str, seed: int, pre_upsam
         fixed = {"upsample_to": tuple(int(v) for v in hr.shape[-2:])} if pre_upsampled else {"downscale": 1 / scales[0]}
         params = [RealWorldParams.sample(seed * 1009 + i, hr_size=size, **fixed) for i in range(n)]
         lr = real_world_degrade(hr.float(), params)  # JPEG output: already 8-bit values
+        clean = torch.rand(n, generator=gen) < clean_fraction
+        if clean.any():
+            small = _bicubic_8bit(hr[clean].float(), scales[0])
+            lr[clean] = imresize(small, size=hr.shape[-2:]).clamp(0, 1) if pre_upsampled else small
         return lr, scales[0]
     if len(scales) > 1 and not pre_upsampled:
         raise ValueError("several training scales need a pre-upsampled model")

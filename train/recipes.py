@@ -36,6 +36,8 @@ class Recipe:
     eps: float = 1e-8
     model_kwargs: dict = field(default_factory=dict)
     degradation: str = "bicubic"  # or "real_world" (seed 003, eq. 28)
+    #: real_world only: share of samples given the plain 8-bit bicubic LR instead (0 = the paper's)
+    clean_fraction: float = 0.0
     lr_halve_every: int = 0  # steps; 0 = constant learning rate
     grad_clip: float = 0.0  # max grad norm; 0 = off
     crop_range: tuple[float, float] = (0.8, 1.0)

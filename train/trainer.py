@@ -105,7 +105,8 @@ class Trainer:
     def losses(self, hr: torch.Tensor, degrade_seed: int):
         """Forward passes and losses: (generator loss, its parts, discriminator loss or None)."""
         recipe, acc = self.recipe, self.accelerator
-        lr_in, _ = degrade(hr, recipe.scales, recipe.degradation, seed=degrade_seed, pre_upsampled=self.caps.pre_upsampled)
+        lr_in, _ = degrade(hr, recipe.scales, recipe.degradation, seed=degrade_seed,
+                           pre_upsampled=self.caps.pre_upsampled, clean_fraction=recipe.clean_fraction)
         lr_in = lr_in.contiguous(memory_format=self.memory_format)
         out = self.model(lr_in)
         fakes = list(out) if self.multiscale else [out]

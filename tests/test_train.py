@@ -456,7 +456,7 @@ def test_device_script_trains_on_the_mix_when_celeba_wild_is_carried(image_dir, 
     assert [(s["folder"], s["weight"]) for s in record["data sources"]] == [("wild", 0.5), ("utk", 0.5)]
     assert record["validation"]["data"] == "wild" and "gan" in record["overrides"]
     config = json.loads((runs / "dev-agrnet-hr-128-pre" / "best" / "config.json").read_text())
-    assert config["widths"] == [64, 64, 128, 128]
+    assert config["widths"] == [32, 32, 64, 64]
 
 
 

@@ -48,7 +48,7 @@ else
 fi
 L1_ONLY='--loss-weights {"perceptual_mse":0,"adversarial":0,"l1":1}'
 # AGRNet-HR's L1 stage (its GAN terms dropped) at 128 px, widths that fit the checkout (train/plan.py)
-AGRNET_HR_L1='--model-kwargs {"widths":[64,64,128,128]} --loss-weights {"adversarial":0,"feature_matching":0,"perceptual":0,"l1":1}'
+AGRNET_HR_L1='--model-kwargs {"widths":[32,32,64,64]} --loss-weights {"adversarial":0,"feature_matching":0,"perceptual":0,"l1":1}'
 # MFFCN's pixel-loss stage (10 L2 + TV; the VGG terms need the perceptual weights, see above)
 MFFCN_PIXEL='--loss-weights {"perceptual":0,"texture":0}'
 ALL_JOBS="

@@ -273,7 +273,7 @@ class AGRNetHR(SRModel):
                  note="StyleGAN2's skip generator: the 3 images stay consistent; the last head is the paper's tail conv"),
         Decision("'increasing the number of channels' of AGRNet; widths not given",
                  "`widths` [160, 160, 256, 256]: AGRNet's outer widths (at 512 px they already dominate the cost), "
-                 "the two inner levels doubled; [64, 64, 128, 128] is a light setting for HR 128 training"),
+                 "the two inner levels doubled; the shipped CPU-trained weights use [32, 32, 64, 64] (2.4 M)"),
         Decision("generator structure unchanged from AGRNet", "no spectral norm in G (SPARNet-HD has it; not stated here)"),
         *_COMMON_DECISIONS,
         Decision("3 discriminators D_1..D_3 on the 128/256/512 images vs the HR resized to each size; architecture not "

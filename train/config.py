@@ -107,7 +107,7 @@ def configure(args) -> tuple[Recipe, list[dict]]:
         if recipe.gan and cls.discriminator_cls is not None:
             recipe.gan.discriminator_kwargs = dict(cls.discriminator_cls.test_config)
     recipe.model_kwargs.update(json.loads(args.model_kwargs))
-    set_clean_fraction(recipe, getattr(args, "clean_fraction", None))
+    set_clean_fraction(recipe, args.clean_fraction)
     apply_loss_override(recipe, json.loads(args.loss_weights))
     return recipe, sources
 

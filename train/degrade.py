@@ -17,6 +17,13 @@ def _bicubic_8bit(hr: torch.Tensor, scale: int) -> torch.Tensor:
     return (imresize(hr, scale=1 / scale) * 255).round().clamp(0, 255) / 255
 
 
+def _bicubic_input(hr: torch.Tensor, scale: int, pre_upsampled: bool) -> torch.Tensor:
+    """The network's input for a clean bicubic LR: the 8-bit LR, bicubic-upsampled back to the
+    HR size for pre-upsampled models."""
+    small = _bicubic_8bit(hr, scale)
+    return imresize(small, size=hr.shape[-2:]).clamp(0, 1) if pre_upsampled else small
+
+
 def degrade(hr: torch.Tensor, scales: list[int], kind: str, seed: int, pre_upsampled: bool,
             clean_fraction: float = 0.0):
     """LR input for the network and the scale (None when the batch mixes scales).
@@ -39,8 +46,7 @@ def degrade(hr: torch.Tensor, scales: list[int], kind: str, seed: int, pre_upsam
         lr = real_world_degrade(hr.float(), params)  # JPEG output: already 8-bit values
         clean = torch.rand(n, generator=gen) < clean_fraction
         if clean.any():
-            small = _bicubic_8bit(hr[clean].float(), scales[0])
-            lr[clean] = imresize(small, size=hr.shape[-2:]).clamp(0, 1) if pre_upsampled else small
+            lr[clean] = _bicubic_input(hr[clean].float(), scales[0], pre_upsampled)
         return lr, scales[0]
     if len(scales) > 1 and not pre_upsampled:
         raise ValueError("several training scales need a pre-upsampled model")
@@ -48,8 +54,7 @@ def degrade(hr: torch.Tensor, scales: list[int], kind: str, seed: int, pre_upsam
     outs = []
     for s in sorted(set(picks)):
         idx = [i for i, p in enumerate(picks) if p == s]
-        small = _bicubic_8bit(hr[idx], s)
-        outs.append((idx, imresize(small, size=hr.shape[-2:]).clamp(0, 1) if pre_upsampled else small))
+        outs.append((idx, _bicubic_input(hr[idx], s, pre_upsampled)))
     if len(outs) == 1:
         return outs[0][1], picks[0]
     lr = torch.empty_like(hr)

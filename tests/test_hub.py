@@ -85,17 +85,23 @@ def test_push_of_a_training_record_and_save_with_push_flag(hub_standin, tmp_path
     assert hub_standin["repos"][-1] == "someone/tiny2" and "README.md" in hub_standin["commits"][-1]["files"]
 
 
-def test_load_save_load_keeps_card_results_and_fp16(tmp_path):
+def test_load_save_load_keeps_card_results_and_int8_storage(tmp_path):
     shipped = CHECKPOINT_DIR / "crlnet-x4"
     hub_models.load("crlnet-x4").save_pretrained(tmp_path / "a")
     hub_models.load(tmp_path / "a").save_pretrained(tmp_path / "b")
     for name in ("README.md", "training.json", "eval_results.json", "LICENSE.md", "model.safetensors",
                  "examples/output.png"):
         assert (tmp_path / "b" / name).read_bytes() == (shipped / name).read_bytes(), name
-    assert _dtypes(tmp_path / "b" / "model.safetensors") == {torch.float16}
+    assert torch.int8 in _dtypes(tmp_path / "b" / "model.safetensors")  # shipped int8 (training.json "storage")
     card = ModelCard.load(tmp_path / "b" / "README.md")
     assert card.data.model_name == "crlnet-x4" and card.data.base_model == "facesr-hub/crlnet-psnr-x4"
     assert len(card.data.eval_results) == len(ModelCard.load(shipped / "README.md").data.eval_results) > 0
+
+
+def test_load_save_keeps_fp16_storage(tmp_path):
+    hub_models.load("rafsr-x4").save_pretrained(tmp_path / "a")
+    assert _dtypes(tmp_path / "a" / "model.safetensors") == {torch.float16}
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (CHECKPOINT_DIR / "rafsr-x4" / "model.safetensors").read_bytes()
 
 
 def test_changed_weights_get_a_card_saying_the_results_no_longer_apply(tmp_path):

@@ -340,3 +340,17 @@ def _fake_compiling_accelerator(cls, asked: list):
         asked.append(dynamo_backend)
         return cls(*args, **kwargs)
     return make
+
+
+def test_warm_start_refuses_model_kwargs_that_disagree_with_the_checkpoint(faces, tmp_path):
+    out = tmp_path / "run"
+    assert train_script.main(_args(faces, out, 2)) == 0
+    config = json.loads((out / "last" / "config.json").read_text())
+    same = json.dumps({"scale": config["scale"]})
+    assert train_script.main(_args(faces, tmp_path / "same", 1, "--init-from", str(out / "last"),
+                                   "--model-kwargs", same)) == 0
+    with pytest.raises(SystemExit) as stop:
+        train_script.main(_args(faces, tmp_path / "other", 1, "--init-from", str(out / "last"),
+                                "--model-kwargs", json.dumps({"scale": config["scale"] + 1})))
+    message = str(stop.value)
+    assert "disagrees with" in message and f"scale: {config['scale']}" in message and "drop --model-kwargs" in message

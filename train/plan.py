@@ -102,10 +102,12 @@ PLAN = [
             "PSNR hovers at bicubic's; a better crlnet-psnr-x8 first would lift it"),
     Planned("agrnet-x8", (Gain(8, 2.0),), "4 GPU h",
             "continue the paper's L2 recipe at 128 px on the mix (`--init-from checkpoints/agrnet-x8`, lr 2e-4, batch 8, "
-            "1 CPU core at 1.6 img/s compiled bf16), or `train/device_train.sh`; validation still rising fast"),
+            "1.6 img/s compiled bf16 on a CPU core with native bf16, about 0.3 img/s in fp32 without it), or "
+            "`train/device_train.sh`; validation still rising fast"),
     Planned("agrnet-hr-psnr-128", (Gain(4, 0.0), RealWorldLpips(4)), "4 CPU h",
-            "widths [64, 64, 128, 128] (9.5 M; the 39.3 M default does not fit the 50 MB checkout even in int8): "
-            "the L1 stage on real-world degraded faces (GAN terms dropped; 1 CPU core, 3 img/s)"),
+            "widths [32, 32, 64, 64] (2.4 M; the 39.3 M default does not fit the 50 MB checkout even in int8): "
+            "the L1 stage on real-world degraded faces, 30% of them plain bicubic (`--clean-fraction 0.3`; "
+            "GAN terms dropped; 1 CPU core, about 0.7 img/s compiled fp32)"),
     Planned("agrnet-hr-128", (Gain(4, 0.0), RealWorldLpips(4), LpipsBelow(4, "agrnet-hr-psnr-128")), "4 GPU h",
             "the paper's composite GAN loss from agrnet-hr-psnr-128 (the perceptual network: GPU or many CPU hours)"),
     Planned("mffcn", (Gain(2, 0.0), Gain(3, 0.0), Gain(4, 0.0)), "3 GPU h",

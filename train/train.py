@@ -116,6 +116,7 @@ def main(argv=None) -> int:
     set_seed(args.seed)
 
     trainer = Trainer(recipe, accelerator, init_from=args.init_from, channels_last=args.channels_last,
+                      model_kwargs=json.loads(args.model_kwargs) if args.init_from else None,  # checked against its config
                       ema_decay=args.ema, seed=args.seed, sync_bn=args.sync_bn)
     if trainer.sync_bn_layers:
         accelerator.print(f"SyncBatchNorm: {trainer.sync_bn_layers} BatchNorm layer(s) normalise over all "

@@ -4,6 +4,7 @@ and the EMA of the weights. The loop around it is train/train.py."""
 from __future__ import annotations
 
 import copy
+import json
 
 import torch
 from torch import nn
@@ -54,6 +55,12 @@ class Trainer:
             if net.architecture != recipe.model:
                 raise SystemExit(f"--init-from {init_from} is a {net.architecture}, not a {recipe.model}")
             accelerator.print(f"warm start from {init_from}")
+            config = net.config_dict()
+            clashes = {k: (v, config.get(k)) for k, v in (model_kwargs or {}).items() if config.get(k) != v}
+            if clashes:
+                raise SystemExit(f"--model-kwargs {json.dumps(model_kwargs)} disagrees with {init_from}'s config.json "
+                                 f"({', '.join(f'{k}: {c!r}' for k, (_, c) in clashes.items())}): a warm start keeps "
+                                 "the checkpoint's shape, so drop --model-kwargs or start from scratch")
         else:
             kwargs = dict(model_kwargs if model_kwargs is not None else recipe.model_kwargs)
             if caps.scale_key not in kwargs:  # one scale per model, or the list of a multi-scale one

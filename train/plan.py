@@ -106,8 +106,9 @@ PLAN = [
             "`train/device_train.sh`; validation still rising fast"),
     Planned("agrnet-hr-psnr-128", (Gain(4, 0.0), RealWorldLpips(4)), "4 CPU h",
             "widths [32, 32, 64, 64] (2.4 M; the 39.3 M default does not fit the 50 MB checkout even in int8): "
-            "the L1 stage on real-world degraded faces, 30% of them plain bicubic (`--clean-fraction 0.3`; "
-            "GAN terms dropped; 1 CPU core, about 0.7 img/s compiled fp32)"),
+            "continue the L1 stage on real-world degraded faces (`--init-from checkpoints/agrnet-hr-psnr-128`, "
+            "`--clean-fraction 0.5`, lr 1e-4; GAN terms dropped; 1 CPU core, about 1 img/s compiled fp32): clean x4 "
+            "still rising toward bicubic's"),
     Planned("agrnet-hr-128", (Gain(4, 0.0), RealWorldLpips(4), LpipsBelow(4, "agrnet-hr-psnr-128")), "4 GPU h",
             "the paper's composite GAN loss from agrnet-hr-psnr-128 (the perceptual network: GPU or many CPU hours)"),
     Planned("mffcn", (Gain(2, 0.0), Gain(3, 0.0), Gain(4, 0.0)), "3 GPU h",

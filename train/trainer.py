@@ -43,6 +43,8 @@ class Trainer:
     def __init__(self, recipe, accelerator, *, model_kwargs: dict | None = None, disc_kwargs: dict | None = None,
                  init_from: str | None = None, channels_last: bool = True, ema_decay: float = 0.0, seed: int = 0,
                  sync_bn: bool = True):
+        """`model_kwargs`: the network's kwargs (default: the recipe's); with `init_from` the checkpoint's
+        config.json builds it and any `model_kwargs` given must agree with it."""
         self.recipe, self.accelerator, self.seed = recipe, accelerator, seed
         self.ema_decay = ema_decay
         # BatchNorm over the global batch when several processes train (the EMA keeps plain BatchNorm)
@@ -56,10 +58,10 @@ class Trainer:
                 raise SystemExit(f"--init-from {init_from} is a {net.architecture}, not a {recipe.model}")
             accelerator.print(f"warm start from {init_from}")
             config = net.config_dict()
-            clashes = {k: (v, config.get(k)) for k, v in (model_kwargs or {}).items() if config.get(k) != v}
+            clashes = {k: config.get(k) for k, v in (model_kwargs or {}).items() if config.get(k) != v}
             if clashes:
                 raise SystemExit(f"--model-kwargs {json.dumps(model_kwargs)} disagrees with {init_from}'s config.json "
-                                 f"({', '.join(f'{k}: {c!r}' for k, (_, c) in clashes.items())}): a warm start keeps "
+                                 f"({', '.join(f'{k}: {c!r}' for k, c in clashes.items())}): a warm start keeps "
                                  "the checkpoint's shape, so drop --model-kwargs or start from scratch")
         else:
             kwargs = dict(model_kwargs if model_kwargs is not None else recipe.model_kwargs)
